@@ -1,0 +1,49 @@
+"""bayescale: fit scaling laws of language models and say how sure the fit is.
+
+The public API, hand-curated::
+
+    from bayescale import laws, from_frame, fit_map, predict, compute_optimal
+
+Importing bayescale creates no device arrays, changes no global JAX setting and
+does not import matplotlib.  Every entry point runs in float64 internally.
+"""
+
+from bayescale import datasets, laws
+from bayescale.allocation import Allocation, compute_optimal, mix_compute_optimal
+from bayescale.data import Data, DataError, from_arrays, from_frame
+from bayescale.law import Accuracy, ChanceAccuracy, Covariate, Law, Loss
+from bayescale.laws import LAWS, compose, get_law
+from bayescale.objective import Huber, SquaredError
+from bayescale.optimization import MapResult, Solver, fit_map
+from bayescale.prediction import predict, predict_fit_space
+from bayescale.staged import fit_two_stage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LAWS",
+    "Accuracy",
+    "Allocation",
+    "ChanceAccuracy",
+    "Covariate",
+    "Data",
+    "DataError",
+    "Huber",
+    "Law",
+    "Loss",
+    "MapResult",
+    "Solver",
+    "SquaredError",
+    "compose",
+    "compute_optimal",
+    "datasets",
+    "fit_map",
+    "fit_two_stage",
+    "from_arrays",
+    "from_frame",
+    "get_law",
+    "laws",
+    "mix_compute_optimal",
+    "predict",
+    "predict_fit_space",
+]

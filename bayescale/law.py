@@ -1,0 +1,302 @@
+"""The one way to declare a scaling law.
+
+A :class:`Law` is a small frozen, hashable value: a name, the ordered parameter
+names (the papers' symbols), the covariates it reads, a pure JAX function of
+``(params, covariates)`` and default priors whose supports are the only place
+where parameter constraints live.  MAP, bootstrap, NUTS, prediction, compute
+optima and plots are written once, generically over this value: nothing in
+bayescale branches on a law's name.
+
+Fit space
+---------
+Every law predicts its response in a *fit space* chosen by its
+:class:`Response`: ``log L`` for a loss, ``log(-log Q')`` for a chance-normalised
+accuracy, or the accuracy itself for the stage-2 laws of the two-stage route.
+Residuals, the Huber objective and the likelihood all live in that space; the
+response maps observations into it once and maps predictions back.
+
+Parameter space
+---------------
+Optimisers and samplers work in an unconstrained space obtained from each
+prior's support with :func:`numpyro.distributions.transforms.biject_to`
+(``log`` for a positive parameter, identity for a real one).  The MAP point that
+bayescale reports is the optimum of the objective in that space, mapped back to
+the natural parameters; with the Huber objective (no prior term) it is the same
+point as the optimum in the natural parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from numpyro.distributions import Distribution, constraints
+from numpyro.distributions.transforms import biject_to
+
+Array = Any
+LawFn = Callable[[Mapping[str, Array], Mapping[str, Array]], Array]
+StartFn = Callable[[Mapping[str, np.ndarray], np.ndarray], np.ndarray]
+
+__all__ = [
+    "Accuracy",
+    "ChanceAccuracy",
+    "Covariate",
+    "Law",
+    "Loss",
+    "Response",
+]
+
+
+# --------------------------------------------------------------------------- responses
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A positive response fitted on the log scale: ``z = log y``.
+
+    Used for losses (nats/token) and for any positive quantity that a power law
+    describes.
+    """
+
+    label: str = "loss"
+    lower: float = 0.0
+    upper: float = float("inf")
+
+    def to_fit(self, y: Array) -> Array:
+        return jnp.log(y)
+
+    def from_fit(self, z: Array) -> Array:
+        return jnp.exp(z)
+
+    def describe(self) -> str:
+        return "log y"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChanceAccuracy:
+    """An accuracy fitted as ``z = log(-log Q')`` with ``Q' = (Q - Q_rand)/(1 - Q_rand)``.
+
+    This is the space in which Krajewski et al. (2025) fit downstream accuracy:
+    ``-log Q'`` behaves like a loss (positive, falling with compute).  ``chance``
+    is ``Q_rand`` (0.25 for 4-way multiple choice, 0 for generative tasks).
+    Valid observations satisfy ``chance < Q < 1``.
+    """
+
+    chance: float = 0.0
+    label: str = "accuracy"
+
+    @property
+    def lower(self) -> float:
+        return self.chance
+
+    @property
+    def upper(self) -> float:
+        return 1.0
+
+    def to_fit(self, y: Array) -> Array:
+        q = (y - self.chance) / (1.0 - self.chance)
+        return jnp.log(-jnp.log(q))
+
+    def from_fit(self, z: Array) -> Array:
+        return self.chance + (1.0 - self.chance) * jnp.exp(-jnp.exp(z))
+
+    def describe(self) -> str:
+        return f"log(-log Q'), Q_rand={self.chance:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Accuracy:
+    """An accuracy in [0, 1] fitted on its own scale: ``z = Q`` (two-stage, stage 2)."""
+
+    label: str = "accuracy"
+    lower: float = 0.0
+    upper: float = 1.0
+    closed: bool = True
+
+    def to_fit(self, y: Array) -> Array:
+        return jnp.asarray(y)
+
+    def from_fit(self, z: Array) -> Array:
+        return z
+
+    def describe(self) -> str:
+        return "Q"
+
+
+Response = Loss | ChanceAccuracy | Accuracy
+
+
+# --------------------------------------------------------------------------- covariates
+
+
+@dataclasses.dataclass(frozen=True)
+class Covariate:
+    """A covariate the law reads.
+
+    ``minimum`` is the smallest admissible value (the law takes ``log`` of most
+    covariates, so they must be positive); ``inclusive`` says whether it is allowed.
+    ``unit`` labels axes and tables.
+    """
+
+    name: str
+    unit: str = ""
+    minimum: float = 0.0
+    inclusive: bool = False
+    log_scale: bool = True
+
+    def admissible(self, values: np.ndarray) -> np.ndarray:
+        return values >= self.minimum if self.inclusive else values > self.minimum
+
+
+# --------------------------------------------------------------------------- the law
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Law:
+    """A scaling law declared once.
+
+    Parameters
+    ----------
+    name:
+        Short identifier (``"chinchilla"``); used in tables, saved results and the CLI.
+    params:
+        Ordered parameter names, the papers' symbols (``("E", "A", "B", "alpha", "beta")``).
+    covariates:
+        The covariates the law reads, in order (``--x`` columns map to them in order).
+    fn:
+        Pure JAX function ``fn(p, x) -> z``: ``p`` maps parameter names to scalars,
+        ``x`` maps covariate names to arrays, and ``z`` is the prediction in fit space
+        (see :class:`Response`).  It must broadcast over ``x``.
+    priors:
+        One NumPyro distribution per parameter.  Their supports carry the
+        constraints (a ``LogNormal`` makes a parameter positive).
+    response:
+        How observations map into fit space (:class:`Loss`, :class:`ChanceAccuracy`,
+        :class:`Accuracy`).
+    starts:
+        Optional ``starts(x, z) -> (S, P)`` array of starting points in natural
+        parameters: a fixed grid, or one computed from the data (``x`` maps
+        covariate names to NumPy arrays, ``z`` is the response in fit space).
+        Without it, starts are spread over the priors.
+    formula:
+        Human-readable formula, for tables and plots.
+    stages:
+        For a law composed of two stages (:func:`bayescale.laws.compose`), the
+        stage laws; :func:`bayescale.fit_two_stage` fits them one after the other.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, numpyro.distributions as dist
+    >>> from bayescale import Law, Covariate, Loss
+    >>> kaplan = Law(
+    ...     name="kaplan_compute",
+    ...     params=("Cc", "alpha"),
+    ...     covariates=(Covariate("C", "FLOPs"),),
+    ...     fn=lambda p, x: p["alpha"] * (jnp.log(p["Cc"]) - jnp.log(x["C"])),
+    ...     priors=(dist.LogNormal(50.0, 5.0), dist.LogNormal(-3.0, 1.0)),
+    ...     response=Loss(),
+    ... )
+    """
+
+    name: str
+    params: tuple[str, ...]
+    covariates: tuple[Covariate, ...]
+    fn: LawFn
+    priors: tuple[Distribution, ...]
+    response: Response = Loss()
+    starts: StartFn | None = None
+    formula: str = ""
+    stages: tuple[Law, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.params) != len(self.priors):
+            raise ValueError(
+                f"law {self.name!r}: {len(self.params)} parameters but {len(self.priors)} priors"
+            )
+        if len(set(self.params)) != len(self.params):
+            raise ValueError(f"law {self.name!r}: parameter names must be unique")
+        if not self.covariates:
+            raise ValueError(f"law {self.name!r}: declare at least one covariate")
+
+    def __repr__(self) -> str:
+        return f"Law({self.name!r}: {self.formula or ', '.join(self.params)})"
+
+    # ---- names --------------------------------------------------------------------
+    @property
+    def n_params(self) -> int:
+        return len(self.params)
+
+    @property
+    def covariate_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.covariates)
+
+    def with_chance(self, chance: float) -> Law:
+        """The same law with chance level ``Q_rand`` (only for chance-normalised accuracy)."""
+        if not isinstance(self.response, ChanceAccuracy):
+            raise ValueError(
+                f"law {self.name!r} models {self.response.label} in {self.response.describe()} "
+                "and has no chance level; --chance applies to accuracy laws"
+            )
+        if not 0.0 <= chance < 1.0:
+            raise ValueError(f"chance level must lie in [0, 1), got {chance}")
+        return dataclasses.replace(self, response=dataclasses.replace(self.response, chance=float(chance)))
+
+    def with_priors(self, **priors: Distribution) -> Law:
+        """The same law with some priors replaced (by parameter name)."""
+        unknown = set(priors) - set(self.params)
+        if unknown:
+            raise ValueError(f"law {self.name!r} has no parameter(s) {sorted(unknown)}; it has {self.params}")
+        new = tuple(priors.get(n, d) for n, d in zip(self.params, self.priors))
+        return dataclasses.replace(self, priors=new)
+
+    # ---- evaluation ---------------------------------------------------------------
+    def __call__(self, p: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
+        """Prediction in fit space (see :class:`Response`)."""
+        return self.fn(p, x)
+
+    def predict(self, p: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
+        """Prediction in the natural units of the response (loss, accuracy)."""
+        return self.response.from_fit(self.fn(p, x))
+
+    # ---- parameter spaces -----------------------------------------------------------
+    def unpack(self, theta: Array) -> dict[str, Array]:
+        """Natural parameter vector ``(..., P)`` to a dict of named arrays."""
+        return {n: theta[..., i] for i, n in enumerate(self.params)}
+
+    def pack(self, p: Mapping[str, Array]) -> Array:
+        return jnp.stack([jnp.asarray(p[n]) for n in self.params], axis=-1)
+
+    def constrain(self, u: Array) -> dict[str, Array]:
+        """Unconstrained vector ``(P,)`` to named natural parameters."""
+        return {
+            n: biject_to(d.support)(u[i]) for i, (n, d) in enumerate(zip(self.params, self.priors))
+        }
+
+    def unconstrain(self, theta: Array) -> Array:
+        """Natural parameter array ``(..., P)`` to unconstrained space.
+
+        Points on the boundary of a support (the classic Chinchilla grid starts
+        at ``alpha = 0``) are nudged inside it first, so every start is finite.
+        """
+        theta = jnp.asarray(theta)
+        cols = []
+        for i, d in enumerate(self.priors):
+            v = _inside(theta[..., i], d.support)
+            cols.append(biject_to(d.support).inv(v))
+        return jnp.stack(cols, axis=-1)
+
+
+def _inside(v: Array, support: constraints.Constraint, margin: float = 1e-3) -> Array:
+    lo = getattr(support, "lower_bound", None)
+    hi = getattr(support, "upper_bound", None)
+    if lo is not None and hi is not None:
+        width = hi - lo
+        return jnp.clip(v, lo + margin * width, hi - margin * width)
+    if lo is not None:
+        return jnp.maximum(v, lo + margin)
+    if hi is not None:
+        return jnp.minimum(v, hi - margin)
+    return v

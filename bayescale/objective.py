@@ -1,0 +1,45 @@
+"""Objectives on fit-space residuals ``r = law(p, x) - z``.
+
+An objective is a small frozen (hashable) value whose ``__call__(r, w)`` returns
+the weighted sum over observations; ``w`` are integer-like observation weights
+(all ones for a plain fit, multinomial counts for a bootstrap resample).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+__all__ = ["Huber", "SquaredError"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Huber:
+    """Summed Huber loss, as Hoffmann et al. (2022) and Besiroglu et al. (2024) fit.
+
+    ``huber(r) = r²/2`` for ``|r| <= delta`` and ``delta·(|r| - delta/2)`` otherwise
+    (the convention of ``scipy.special.huber``).  The sum, not the mean: averaging
+    makes quasi-Newton methods stop early on this badly conditioned problem.
+    """
+
+    delta: float = 1e-3
+
+    def __call__(self, r, w):
+        a = jnp.abs(r)
+        per_obs = jnp.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        return jnp.sum(w * per_obs)
+
+    def describe(self) -> str:
+        return f"summed Huber (delta={self.delta:g}) on fit-space residuals"
+
+
+@dataclasses.dataclass(frozen=True)
+class SquaredError:
+    """Half the summed squared residual (plain least squares in fit space)."""
+
+    def __call__(self, r, w):
+        return 0.5 * jnp.sum(w * r * r)
+
+    def describe(self) -> str:
+        return "summed squared error on fit-space residuals"

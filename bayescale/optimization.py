@@ -1,0 +1,289 @@
+"""MAP point fits: multi-start L-BFGS in unconstrained space, batched with ``vmap``.
+
+The recipe, for any :class:`~bayescale.law.Law`:
+
+1. take the law's starts (a fixed grid or computed from the data) in natural
+   parameters and map them to the unconstrained space of the priors' supports;
+2. evaluate the objective at every start in one batched call (the *screen*);
+3. run L-BFGS (optax, zoom line search) from the ``keep`` best starts, all lanes
+   in one compiled ``vmap``-ed loop, until each lane meets the tolerance;
+4. the lowest objective wins.
+
+Screening first matters: under ``vmap`` a loop runs until its slowest lane is
+done, so polishing all 4,500 Chinchilla starts costs minutes while the best 64
+reach the same optimum (to 1e-9 in every parameter) in seconds.  Set
+``keep=None`` to polish every start.
+
+The compiled programs depend on the law, the objective, the options and the
+data *shape* only: a second fit of the same law to new data of the same shape
+does not recompile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+import warnings
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from bayescale.data import Data
+from bayescale.law import Law
+from bayescale.objective import Huber
+
+__all__ = ["MapResult", "Solver", "fit_map", "starts_for"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Solver:
+    """L-BFGS options (hashable: part of the compilation key).
+
+    A lane stops when the largest gradient entry (unconstrained space) is below
+    ``gtol`` or the objective changes by less than ``ftol`` relative to its value
+    in one step; it is reported *converged* only if it stopped that way before
+    ``max_steps``, its objective is finite, and its gradient is below
+    ``accept_gtol·(1 + |f|)``.
+    """
+
+    max_steps: int = 2000
+    gtol: float = 1e-11
+    ftol: float = 1e-15
+    accept_gtol: float = 1e-5
+    memory: int = 10
+    max_linesearch_steps: int = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class MapResult:
+    """The outcome of :func:`fit_map`.
+
+    Attributes
+    ----------
+    params:
+        Named natural parameters at the best start's optimum.
+    objective:
+        Objective value there.
+    converged:
+        Whether the winning lane met the tolerance (see :class:`Solver`).
+    steps:
+        L-BFGS iterations the winning lane took.
+    grad_norm:
+        Largest gradient entry in unconstrained space at the optimum.
+    n_starts, n_polished, n_agree:
+        Starts screened, starts polished, and polished starts whose optimum lies
+        within 1e-6 (relative) of the best objective: a small ``n_agree`` means
+        the optimum was found from few starts.
+    """
+
+    law: Law
+    params: dict[str, float]
+    objective: float
+    converged: bool
+    steps: int
+    grad_norm: float
+    n_obs: int
+    n_starts: int
+    n_polished: int
+    n_agree: int
+    dropped: int
+    seconds: float
+
+    def predict(self, **x: np.ndarray) -> np.ndarray:
+        """Prediction in natural units at covariates ``x`` (by covariate name)."""
+        from bayescale.prediction import predict
+
+        return predict(self.law, self.params, x)
+
+    @property
+    def diagnostics(self) -> dict[str, object]:
+        return {
+            "converged": self.converged,
+            "objective": self.objective,
+            "steps": self.steps,
+            "grad_norm": self.grad_norm,
+            "n_starts": self.n_starts,
+            "n_polished": self.n_polished,
+            "n_agree": self.n_agree,
+            "n_dropped": self.dropped,
+        }
+
+
+# --------------------------------------------------------------------------- compiled core
+
+
+def _objective_u(law: Law, objective, u, x, z, w):
+    r = law.fn(law.constrain(u), x) - z
+    return objective(r, w)
+
+
+def _lbfgs(fun, u0, solver: Solver):
+    """One L-BFGS run from ``u0``; returns (u, f, steps, max|grad|, stopped_by_tolerance)."""
+    opt = optax.lbfgs(
+        memory_size=solver.memory,
+        linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=solver.max_linesearch_steps),
+    )
+    value_and_grad = optax.value_and_grad_from_state(fun)
+
+    def cond(carry):
+        _, _, k, _, _, done = carry
+        return (k < solver.max_steps) & ~done
+
+    def body(carry):
+        u, state, k, f_prev, _, _ = carry
+        f, g = value_and_grad(u, state=state)
+        updates, state = opt.update(g, state, u, value=f, grad=g, value_fn=fun)
+        u = optax.apply_updates(u, updates)
+        f_new = optax.tree.get(state, "value")
+        g_new = optax.tree.get(state, "grad")
+        g_max = jnp.max(jnp.abs(g_new))
+        done = (g_max <= solver.gtol) | (jnp.abs(f_prev - f_new) <= solver.ftol * jnp.abs(f_new))
+        done = done | ~jnp.isfinite(f_new)
+        return u, state, k + 1, f_new, g_max, done
+
+    f0, g0 = jax.value_and_grad(fun)(u0)
+    init = (u0, opt.init(u0), jnp.asarray(0), f0, jnp.max(jnp.abs(g0)), jnp.asarray(False))
+    u, _, k, f, g_max, done = jax.lax.while_loop(cond, body, init)
+    converged = done & jnp.isfinite(f) & (g_max <= solver.accept_gtol * (1.0 + jnp.abs(f)))
+    return u, f, k, g_max, converged
+
+
+@functools.partial(jax.jit, static_argnames=("law", "objective"))
+def _screen(law: Law, objective, u_starts, x, z, w):
+    values = jax.vmap(lambda u: _objective_u(law, objective, u, x, z, w))(u_starts)
+    return jnp.where(jnp.isfinite(values), values, jnp.inf)
+
+
+@functools.partial(jax.jit, static_argnames=("law", "objective", "solver"))
+def _polish(law: Law, objective, solver: Solver, u_starts, x, z, w):
+    def one(u0):
+        return _lbfgs(lambda u: _objective_u(law, objective, u, x, z, w), u0, solver)
+
+    return jax.vmap(one)(u_starts)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def starts_for(law: Law, data: Data) -> np.ndarray:
+    """Natural-parameter starts ``(S, P)`` for ``law`` on ``data``.
+
+    The law's own ``starts`` hook if it has one, else 64 quasi-random points
+    spread over the central part of each prior (in unconstrained space).
+    """
+    if law.starts is not None:
+        with jax.enable_x64(True):
+            z = np.asarray(law.response.to_fit(data.y))
+        s = np.asarray(law.starts(data.x, z), dtype=float)
+        if s.ndim != 2 or s.shape[1] != law.n_params:
+            raise ValueError(f"law {law.name!r}: starts must have shape (S, {law.n_params}), got {s.shape}")
+        return s
+    return _prior_starts(law, 64)
+
+
+def _prior_starts(law: Law, count: int) -> np.ndarray:
+    """Halton points mapped through each prior's quantiles (deterministic)."""
+    primes = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47]
+    cols = []
+    for j, d in enumerate(law.priors):
+        base = primes[j % len(primes)]
+        q = np.array([_radical_inverse(i + 1, base) for i in range(count)])
+        q = 0.1 + 0.8 * q  # central 80 % of the prior
+        with jax.enable_x64(True):
+            draws = np.asarray(d.sample(jax.random.key(j), (4096,)))
+        cols.append(np.quantile(draws, q))
+    return np.column_stack(cols)
+
+
+def _radical_inverse(i: int, base: int) -> float:
+    out, f = 0.0, 1.0 / base
+    while i:
+        out += f * (i % base)
+        i //= base
+        f /= base
+    return out
+
+
+def fit_map(
+    law: Law,
+    data: Data,
+    *,
+    objective=Huber(1e-3),
+    starts: np.ndarray | None = None,
+    keep: int | None = 64,
+    solver: Solver = Solver(),
+) -> MapResult:
+    """Fit ``law`` to ``data`` by multi-start L-BFGS (float64).
+
+    Parameters
+    ----------
+    law, data:
+        What to fit (``data`` from :func:`bayescale.from_frame`).
+    objective:
+        Objective on fit-space residuals; default the papers' summed Huber, delta 1e-3.
+    starts:
+        ``(S, P)`` natural-parameter starts; default :func:`starts_for`.
+    keep:
+        Polish the ``keep`` best starts after screening all of them (``None``: all).
+    solver:
+        L-BFGS options.
+
+    Returns
+    -------
+    MapResult
+        Never raises for a failed optimisation: ``converged`` says so (and a
+        ``RuntimeWarning`` is issued).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayescale import laws, from_arrays, fit_map
+    >>> C = np.logspace(18, 22, 9)
+    >>> d = from_arrays(laws.power_law, y=1.7 + 900.0 * C**-0.15, C=C)
+    >>> round(fit_map(laws.power_law, d).params["alpha"], 3)
+    0.15
+    """
+    t0 = time.perf_counter()
+    theta0 = starts_for(law, data) if starts is None else np.asarray(starts, dtype=float)
+    if theta0.ndim != 2 or theta0.shape[1] != law.n_params:
+        raise ValueError(f"starts must have shape (S, {law.n_params}), got {theta0.shape}")
+    with jax.enable_x64(True):
+        x = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in data.x.items()}
+        z = jnp.asarray(law.response.to_fit(jnp.asarray(data.y, dtype=jnp.float64)))
+        w = jnp.ones_like(z)
+        u0 = law.unconstrain(jnp.asarray(theta0))
+        values = _screen(law, objective, u0, x, z, w)
+        order = np.argsort(np.asarray(values), kind="stable")
+        if keep is not None:
+            order = order[: max(1, min(keep, len(order)))]
+        u, f, k, g, ok = _polish(law, objective, solver, u0[order], x, z, w)
+        f = np.where(np.isfinite(np.asarray(f)), np.asarray(f), np.inf)
+        best = int(np.argmin(f))
+        params = {n: float(v) for n, v in law.constrain(u[best]).items()}
+    f_best = float(f[best])
+    result = MapResult(
+        law=law,
+        params=params,
+        objective=f_best,
+        converged=bool(ok[best]) and bool(np.isfinite(f_best)),
+        steps=int(k[best]),
+        grad_norm=float(g[best]),
+        n_obs=data.n,
+        n_starts=int(theta0.shape[0]),
+        n_polished=int(len(order)),
+        n_agree=int(np.sum(f <= f_best + 1e-6 * abs(f_best) + 1e-300)),
+        dropped=len(data.dropped),
+        seconds=time.perf_counter() - t0,
+    )
+    if not result.converged:
+        warnings.warn(
+            f"MAP fit of {law.name!r} did not converge (steps {result.steps}, "
+            f"max |grad| {result.grad_norm:.2e}, objective {result.objective:.6g})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return result

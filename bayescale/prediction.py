@@ -1,0 +1,60 @@
+"""Predictions of a law at new covariates, for one parameter set or many draws.
+
+``params`` maps each parameter name to a scalar or to an array of draws with any
+leading shape (``(draw,)``, ``(chain, draw)``); the result has that leading shape
+followed by the broadcast shape of the covariates.  The same function serves MAP,
+bootstrap and NUTS results.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayescale.law import Law
+
+__all__ = ["predict", "predict_fit_space"]
+
+
+@functools.partial(jax.jit, static_argnames=("law", "natural"))
+def _predict(law: Law, flat_params, x, natural: bool):
+    fn = law.predict if natural else law.fn
+    return jax.vmap(lambda p: fn(p, x))(flat_params)
+
+
+def _run(law: Law, params: Mapping[str, object], x: Mapping[str, object], natural: bool) -> np.ndarray:
+    missing = [n for n in law.params if n not in params]
+    if missing:
+        raise KeyError(f"law {law.name!r}: parameter(s) {missing} missing from params")
+    absent = [c for c in law.covariate_names if c not in x]
+    if absent:
+        raise KeyError(f"law {law.name!r} needs covariate(s) {absent}; got {sorted(x)}")
+    with jax.enable_x64(True):
+        p = {n: jnp.asarray(params[n], dtype=jnp.float64) for n in law.params}
+        batch = jnp.broadcast_shapes(*(v.shape for v in p.values()))
+        flat = {n: jnp.broadcast_to(v, batch).reshape(-1) for n, v in p.items()}
+        cov = [jnp.asarray(x[c], dtype=jnp.float64) for c in law.covariate_names]
+        shape = jnp.broadcast_shapes(*(c.shape for c in cov))
+        xs = {c: jnp.broadcast_to(v, shape) for c, v in zip(law.covariate_names, cov)}
+        out = _predict(law, flat, xs, natural)
+        return np.asarray(out.reshape(batch + shape))
+
+
+def predict(law: Law, params: Mapping[str, object], x: Mapping[str, object]) -> np.ndarray:
+    """Prediction in natural units (loss, accuracy).
+
+    >>> from bayescale import laws, predict
+    >>> p = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
+    >>> float(predict(laws.chinchilla, p, dict(N=7e10, D=1.4e12)).round(3))
+    1.937
+    """
+    return _run(law, params, x, natural=True)
+
+
+def predict_fit_space(law: Law, params: Mapping[str, object], x: Mapping[str, object]) -> np.ndarray:
+    """Prediction in the law's fit space (``log L``, ``log(-log Q')``, ...)."""
+    return _run(law, params, x, natural=False)
