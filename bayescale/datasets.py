@@ -69,7 +69,9 @@ def gadre_long() -> pd.DataFrame:
         value_name="loss",
     )
     long["val_set"] = long["val_set"].str.removeprefix("loss_")
-    return long.rename(columns={"params": "N", "tokens": "D", "flops_6ND": "C"})
+    long = long.rename(columns={"params": "N", "tokens": "D", "flops_6ND": "C"})
+    # float, not int64: 6·N·D of these runs overflows 64-bit integers
+    return long.astype({"N": float, "D": float, "C": float})
 
 
 def read_chinchilla(path: str | Path, *, drop_outliers: bool = True) -> pd.DataFrame:

@@ -1,0 +1,25 @@
+"""Test configuration: float64 and strict rank promotion for the tests themselves.
+
+The package never relies on these globals (its entry points enable x64 locally);
+the CLI tests run it in a subprocess with JAX's defaults to prove that.
+"""
+
+import os
+from pathlib import Path
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("BAYESCALE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_file(*parts: str) -> Path:
+    """A file of ../shared/data, or skip with the reason (a user's machine has none)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path} (set BAYESCALE_SHARED_DATA to its folder)")
+    return path

@@ -1,0 +1,151 @@
+"""The ``bayescale`` command: the fit contract, bad input (exit 2, one line, no file), the demo.
+
+These run the CLI in a subprocess, where JAX has its default configuration
+(float32, no x64 set by the tests): the package must enable float64 itself.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import shared_file
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "bayescale", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def runs_csv(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    n = np.repeat(np.geomspace(5e7, 5e9, 6), 5)
+    d = n * np.tile([3.0, 10.0, 30.0, 100.0, 300.0], 6)
+    loss = (1.8 + 480 * n**-0.35 + 2100 * d**-0.37) * np.exp(0.002 * rng.standard_normal(n.size))
+    path = tmp_path_factory.mktemp("cli") / "runs.csv"
+    pd.DataFrame({"params": n, "tokens": d, "loss": loss}).to_csv(path, index=False)
+    return path
+
+
+def test_fit_prints_table_and_writes_json(runs_csv, tmp_path):
+    out = tmp_path / "fit.json"
+    r = run_cli("fit", runs_csv, "--law", "chinchilla", "--x", "params,tokens", "--y", "loss", "--json", out)
+    assert r.returncode == 0, r.stderr
+    assert "alpha" in r.stdout and "MAP converged" in r.stdout
+    payload = json.loads(out.read_text())
+    assert set(payload) >= {"law", "method", "n_obs", "params", "diagnostics", "seconds"}
+    assert payload["law"] == "chinchilla" and payload["method"] == "map" and payload["n_obs"] == 30
+    assert set(payload["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert all(v["lo"] is None and v["hi"] is None for v in payload["params"].values())
+    assert payload["diagnostics"]["converged"] is True
+    assert payload["diagnostics"]["objective"] > 0
+    assert payload["params"]["alpha"]["estimate"] == pytest.approx(0.35, abs=0.05)
+
+
+def test_fit_where_and_derive(runs_csv, tmp_path):
+    out = tmp_path / "fit.json"
+    r = run_cli(
+        "fit", runs_csv, "--law", "chinchilla", "--derive", "C=6 * params * tokens", "--derive", "N=params",
+        "--x", "N,tokens", "--y", "loss", "--where", "C > 1e17", "--json", out,
+    )
+    assert r.returncode == 0, r.stderr
+    frame = pd.read_csv(runs_csv)
+    assert json.loads(out.read_text())["n_obs"] == int((6 * frame.params * frame.tokens > 1e17).sum())
+
+
+def test_accuracy_law_with_chance(tmp_path):
+    c = np.geomspace(1e18, 1e22, 10)
+    acc = 0.25 + 0.75 * np.exp(-100.0 * c**-0.1)
+    path = tmp_path / "acc.csv"
+    pd.DataFrame({"flops": c, "acc": acc}).to_csv(path, index=False)
+    out = tmp_path / "fit.json"
+    r = run_cli("fit", path, "--law", "direct", "--x", "flops", "--y", "acc", "--chance", "0.25", "--json", out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["params"]["alpha"]["estimate"] == pytest.approx(0.1, rel=1e-4)
+
+
+def test_two_stage_needs_proxy(tmp_path):
+    c = np.geomspace(1e18, 1e22, 10)
+    loss = 20.0 * c**-0.05
+    path = tmp_path / "ts.csv"
+    pd.DataFrame({"C": c, "val": loss, "acc": 1.2 - 0.3 * loss}).to_csv(path, index=False)
+    r = run_cli("fit", path, "--law", "two_stage_linear", "--x", "C", "--y", "acc")
+    assert r.returncode == 2 and "--proxy" in r.stderr
+    r = run_cli("fit", path, "--law", "two_stage_linear", "--x", "C", "--proxy", "val", "--y", "acc")
+    assert r.returncode == 0, r.stderr
+    assert "alpha" in r.stdout and " b " in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--law", "chinchila", "--x", "params,tokens", "--y", "loss"), "unknown law 'chinchila'. Did you mean chinchilla"),
+        (("--law", "chinchilla", "--x", "params,tokenz", "--y", "loss"), "column 'tokenz' (covariate D) is not in the table. Did you mean 'tokens'"),
+        (("--law", "chinchilla", "--x", "params", "--y", "loss"), "reads 2 covariate(s)"),
+        (("--law", "chinchilla", "--x", "params,tokens", "--y", "loss", "--where", "loss >>> 2"), "--where 'loss >>> 2' is not a valid filter"),
+        (("--law", "chinchilla", "--x", "params,tokens", "--y", "loss", "--chance", "0.25"), "has no chance level"),
+        (("--law", "chinchilla", "--x", "params,tokens", "--y", "loss", "--derive", "nonsense"), "must look like NAME=EXPR"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_no_file(runs_csv, tmp_path, args, message):
+    out = tmp_path / "fit.json"
+    r = run_cli("fit", runs_csv, *args, "--json", out)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    r = run_cli("fit", tmp_path / "nope.csv", "--law", "chinchilla", "--x", "N,D", "--y", "L")
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81garbage\x00")
+    r = run_cli("fit", binary, "--law", "chinchilla", "--x", "N,D", "--y", "L")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_bad_values_name_the_row(runs_csv, tmp_path):
+    frame = pd.read_csv(runs_csv)
+    frame.loc[7, "tokens"] = -1.0
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    r = run_cli("fit", path, "--law", "chinchilla", "--x", "params,tokens", "--y", "loss")
+    assert r.returncode == 2 and "column 'tokens'" in r.stderr and "row 7" in r.stderr
+
+
+def test_chinchilla_data_from_the_shell(tmp_path):
+    src = shared_file("chinchilla", "svg_extracted_data.csv")
+    out = tmp_path / "fit.json"
+    r = run_cli(
+        "fit", src, "--law", "chinchilla", "--derive", "N=`Model Size`", "--derive", "D=`Training FLOP` / (6 * N)",
+        "--x", "N,D", "--y", "loss", "--where", "loss < 3.44", "--json", out,
+    )
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(out.read_text())
+    assert payload["n_obs"] == 240  # the 5 outliers are the only runs with loss >= 3.44
+    assert payload["params"]["alpha"]["estimate"] == pytest.approx(0.3473, abs=0.003)
+
+
+def test_help_shows_an_example():
+    r = run_cli("fit", "--help")
+    assert r.returncode == 0 and "bayescale fit runs.csv --law chinchilla" in r.stdout
+
+
+def test_demo_fits_the_bundled_data(tmp_path):
+    r = run_cli("demo", "--out", tmp_path / "demo", "--keep", "16")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "demo" / "demo_results.json").read_text())
+    assert len(rows) == 6 and all(row["converged"] for row in rows)
+    assert Path(tmp_path / "demo" / "demo_compute_optimal.png").stat().st_size > 10_000
+    by = {(row["corpus"], row["val_set"]): row for row in rows}
+    # the data README's orientation fit: C4-trained, N*(1e21) 4.9e9 (C4 val) vs 1.7e9 (code)
+    assert by[("c4_original", "c4_val")]["N_opt_1e21"] == pytest.approx(4.9e9, rel=0.05)
+    assert by[("c4_original", "paloma_dolma_100_programing_languages")]["N_opt_1e21"] == pytest.approx(1.7e9, rel=0.05)
+    assert "N*(1e21)" in r.stdout
