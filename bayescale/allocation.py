@@ -117,7 +117,7 @@ def mix_compute_optimal(
     >>> p = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
     >>> a = mix_compute_optimal([(laws.chinchilla, p, 1.0)], 5.88e23)
     >>> round(float(a.tokens_per_param))
-    26
+    18
     """
     if not components:
         raise ValueError("give at least one (law, params, weight) component")
@@ -162,6 +162,6 @@ def compute_optimal(law: Law, params: Mapping[str, object], compute, *, flops_pe
     >>> from bayescale import laws, compute_optimal
     >>> p = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
     >>> f"{float(compute_optimal(laws.chinchilla, p, 1e23).N):.3g}"
-    '2.73e+10'
+    '2.98e+10'
     """
     return mix_compute_optimal([(law, params, 1.0)], compute, flops_per_token_param=flops_per_token_param)

@@ -50,7 +50,7 @@ def predict(law: Law, params: Mapping[str, object], x: Mapping[str, object]) -> 
     >>> from bayescale import laws, predict
     >>> p = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
     >>> float(predict(laws.chinchilla, p, dict(N=7e10, D=1.4e12)).round(3))
-    1.937
+    1.973
     """
     return _run(law, params, x, natural=True)
 
