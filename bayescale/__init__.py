@@ -9,6 +9,7 @@ does not import matplotlib.  Every entry point runs in float64 internally.
 """
 
 from bayescale import datasets, laws
+from bayescale.bootstrap import BootstrapResult, Clusters, Pairs, Race, Residuals, fit_bootstrap
 from bayescale.allocation import Allocation, compute_optimal, mix_compute_optimal
 from bayescale.data import Data, DataError, from_arrays, from_frame
 from bayescale.law import Accuracy, ChanceAccuracy, Covariate, Law, Loss
@@ -24,6 +25,12 @@ __all__ = [
     "LAWS",
     "Accuracy",
     "Allocation",
+    "BootstrapResult",
+    "Clusters",
+    "Pairs",
+    "Race",
+    "Residuals",
+    "fit_bootstrap",
     "ChanceAccuracy",
     "Covariate",
     "Data",
