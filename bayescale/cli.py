@@ -32,6 +32,9 @@ examples:
   # downstream accuracy straight from compute (4-way multiple choice)
   bayescale fit evals.csv --law direct --x C --y acc --chance 0.25
 
+  # 90 % bootstrap intervals from 1,000 resamples x 64 starts
+  bayescale fit runs.csv --law chinchilla --x N,D --y loss --method bootstrap --resamples 1000
+
   # two-stage: compute -> validation loss -> accuracy
   bayescale fit evals.csv --law two_stage_linear --x C --proxy val_loss --y acc
 """
@@ -71,9 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--chance", type=float, help="chance level Q_rand of an accuracy law (e.g. 0.25)")
     fit.add_argument("--proxy", help="intermediate (loss) column of a two-stage law")
-    fit.add_argument("--method", default="map", choices=["map"], help="fitting method (default: map)")
+    fit.add_argument("--method", default="map", choices=["map", "bootstrap"], help="fitting method (default: map)")
     fit.add_argument("--keep", type=int, default=64, help="starts polished after screening the grid (default 64)")
-    fit.add_argument("--seed", type=int, default=0, help="random seed (recorded; MAP is deterministic)")
+    fit.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    fit.add_argument("--starts", type=int, default=64, help="bootstrap starts per resample (default 64)")
+    fit.add_argument("--interval", type=float, default=0.9, help="central interval for lo/hi (default 0.9)")
+    fit.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (MAP is deterministic)")
+    fit.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     fit.add_argument("--json", help="write the result as JSON to this path")
     fit.add_argument("--allow-warnings", action="store_true", help="exit 0 even if the fit did not converge")
 
@@ -132,29 +139,39 @@ def _finite_or_none(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def result_payload(result, *, method: str, seconds: float, extra: dict | None = None) -> dict:
+def result_payload(result, *, method: str, seconds: float, bands=None, extra_diagnostics=None, extra=None) -> dict:
     diagnostics = {
-        k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in result.diagnostics.items()
+        k: (_finite_or_none(v) if isinstance(v, float) else v)
+        for k, v in {**result.diagnostics, **(extra_diagnostics or {})}.items()
     }
+    bands = bands or {}
     return {
         "law": result.law.name,
         "method": method,
         "n_obs": result.n_obs,
-        "params": {n: {"estimate": _finite_or_none(v), "lo": None, "hi": None} for n, v in result.params.items()},
+        "params": {
+            n: {
+                "estimate": _finite_or_none(v),
+                "lo": _finite_or_none(bands[n][0]) if n in bands else None,
+                "hi": _finite_or_none(bands[n][1]) if n in bands else None,
+            }
+            for n, v in result.params.items()
+        },
         "diagnostics": diagnostics,
         "seconds": round(seconds, 4),
         **(extra or {}),
     }
 
 
-def _print_table(result, out=sys.stdout) -> None:
+def _print_table(result, bands=None, out=sys.stdout) -> None:
     law = result.law
     print(f"law {law.name}: {law.formula}", file=out)
     print(f"fit space: {law.response.describe()}   rows used: {result.n_obs}", file=out)
     width = max(len(n) for n in law.params)
-    print(f"  {'param':<{width}}  {'estimate':>14}  {'lo':>10}  {'hi':>10}", file=out)
+    print(f"  {'param':<{width}}  {'estimate':>14}  {'lo':>12}  {'hi':>12}", file=out)
     for name, value in result.params.items():
-        print(f"  {name:<{width}}  {value:>14.6g}  {'-':>10}  {'-':>10}", file=out)
+        lo, hi = (f"{b:12.6g}" for b in bands[name]) if bands else (f"{'-':>12}",) * 2
+        print(f"  {name:<{width}}  {value:>14.6g}  {lo}  {hi}", file=out)
     state = "converged" if result.converged else "NOT CONVERGED"
     print(
         f"MAP {state}: objective {result.objective:.8g}, {result.steps} steps, max|grad| {result.grad_norm:.2e}, "
@@ -179,8 +196,13 @@ def _cmd_fit(args) -> int:
             law = law.with_chance(args.chance)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-    if args.keep < 1:
-        raise InputError(f"--keep must be at least 1, got {args.keep}")
+    for flag in ("keep", "resamples", "starts"):
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if not 0.0 < args.interval < 1.0:
+        raise InputError(f"--interval must lie in (0, 1), got {args.interval}")
+    if args.method == "bootstrap" and law.stages:
+        raise InputError(f"--method bootstrap is not available for the two-stage law {law.name!r} yet; use --method map")
     frame = _derive(_read_table(args.data), args.derive)
     x = [c.strip() for c in args.x.split(",") if c.strip()]
     try:
@@ -197,14 +219,36 @@ def _cmd_fit(args) -> int:
                 result = fit_map(law, data, keep=args.keep)
     except DataError as exc:
         raise InputError(str(exc)) from None
+    bands, extra_diag, failed = None, None, not result.converged
+    if args.method == "bootstrap":
+        import jax
+        import numpy as np
+
+        from bayescale.bootstrap import fit_bootstrap
+
+        boot = fit_bootstrap(law, data, key=jax.random.key(args.seed), resamples=args.resamples, starts=args.starts,
+                             map_fit=result, progress=not args.quiet)
+        tail = (1.0 - args.interval) / 2.0
+        if boot.n_failed < boot.resamples:
+            bands = {n: tuple(np.quantile(v[0], [tail, 1.0 - tail])) for n, v in boot.draws.items()}
+        extra_diag = {k: v for k, v in boot.diagnostics.items() if k not in ("map_converged", "map_objective")}
+        extra_diag["interval"] = args.interval
+        failed |= boot.n_failed > 0.1 * boot.resamples
+        if boot.n_failed:
+            print(f"note: {boot.n_failed} of {boot.resamples} resamples did not converge and are excluded from the "
+                  "intervals", file=sys.stderr)
     seconds = time.perf_counter() - t0
-    _print_table(result)
+    _print_table(result, bands)
+    if bands:
+        print(f"lo/hi: central {args.interval:.0%} bootstrap interval over {args.resamples} resamples "
+              f"x {args.starts} starts (estimate: the full-data MAP fit)")
     if result.dropped:
         print(f"note: {result.dropped} row(s) at or below chance were dropped before fitting", file=sys.stderr)
     if args.json:
-        payload = result_payload(result, method=args.method, seconds=seconds, extra={"seed": args.seed})
+        payload = result_payload(result, method=args.method, seconds=seconds, bands=bands,
+                                 extra_diagnostics=extra_diag, extra={"seed": args.seed})
         write_json_atomic(args.json, payload)
-    if not result.converged:
+    if failed:
         print("bayescale: the fit did not converge (see diagnostics)", file=sys.stderr)
         return 0 if args.allow_warnings else 1
     return 0

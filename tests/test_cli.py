@@ -149,3 +149,20 @@ def test_demo_fits_the_bundled_data(tmp_path):
     assert by[("c4_original", "c4_val")]["N_opt_1e21"] == pytest.approx(4.9e9, rel=0.05)
     assert by[("c4_original", "paloma_dolma_100_programing_languages")]["N_opt_1e21"] == pytest.approx(1.7e9, rel=0.05)
     assert "N*(1e21)" in r.stdout
+
+
+def test_bootstrap_method_gives_intervals_around_the_estimate(tmp_path):
+    c = np.geomspace(1e17, 1e23, 20)
+    y = (1.7 + 900.0 * c**-0.15) * np.exp(0.003 * np.random.default_rng(0).standard_normal(c.size))
+    path = tmp_path / "pl.csv"
+    pd.DataFrame({"C": c, "loss": y}).to_csv(path, index=False)
+    out = tmp_path / "boot.json"
+    r = run_cli("fit", path, "--law", "power_law", "--x", "C", "--y", "loss", "--method", "bootstrap",
+                "--resamples", "40", "--starts", "4", "--seed", "3", "--json", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(out.read_text())
+    assert payload["method"] == "bootstrap" and payload["diagnostics"]["resamples"] == 40
+    for name, v in payload["params"].items():
+        assert v["lo"] <= v["estimate"] <= v["hi"], name
+    assert payload["params"]["alpha"]["lo"] < 0.15 < payload["params"]["alpha"]["hi"]
+    assert "bootstrap interval" in r.stdout
