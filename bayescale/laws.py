@@ -61,9 +61,7 @@ def _least_squares(columns: list[np.ndarray], z: np.ndarray) -> np.ndarray:
 
 
 def _chinchilla(p, x):
-    term_n = jnp.log(p["A"]) - p["alpha"] * jnp.log(x["N"])
-    term_d = jnp.log(p["B"]) - p["beta"] * jnp.log(x["D"])
-    return jnp.logaddexp(jnp.log(p["E"]), jnp.logaddexp(term_n, term_d))
+    return jnp.logaddexp(jnp.log(p["E"]), _tpr(p, x))
 
 
 def _chinchilla_classic_grid(x, z):
@@ -100,7 +98,7 @@ chinchilla = Law(
 
 
 def _power_law(p, x):
-    return jnp.logaddexp(jnp.log(p["E"]), jnp.log(p["A"]) - p["alpha"] * jnp.log(x["C"]))
+    return jnp.logaddexp(jnp.log(p["E"]), _pure_power_law(p, x))
 
 
 def _pure_power_law(p, x):
