@@ -5,13 +5,14 @@ The recipe, for any :class:`~bayescale.law.Law`:
 1. take the law's starts (a fixed grid or computed from the data) in natural
    parameters and map them to the unconstrained space of the priors' supports;
 2. evaluate the objective at every start in one batched call (the *screen*);
-3. run L-BFGS (optax, zoom line search) from the ``keep`` best starts, all lanes
-   in one compiled ``vmap``-ed loop, until each lane meets the tolerance;
+3. run L-BFGS from the ``keep`` best starts, all lanes in one compiled
+   ``vmap``-ed loop, until each lane meets the tolerance (see :class:`Solver`:
+   bayescale's vmap-friendly L-BFGS by default, optax's on request);
 4. the lowest objective wins.
 
 Screening first matters: under ``vmap`` a loop runs until its slowest lane is
-done, so polishing all 4,500 Chinchilla starts costs minutes while the best 64
-reach the same optimum (to 1e-9 in every parameter) in seconds.  Set
+done, so polishing all 4,500 Chinchilla starts takes 196 s while the best 64
+reach the same optimum (to 1e-6 in every parameter) in 0.7 s.  Set
 ``keep=None`` to polish every start.
 
 The compiled programs depend on the law, the objective, the options and the
@@ -54,6 +55,16 @@ class Solver:
     ``vmap`` every lane waits for the lane whose line search takes longest, so it
     can be several times faster in batched fits, but it stalls more often on weakly
     identified problems (see :func:`bayescale.fit_bootstrap`).
+
+    ``parallel_steps`` (the default) selects bayescale's own L-BFGS: the two-loop
+    recursion, then an Armijo search that evaluates the objective at all these step
+    lengths in one batched call and takes the longest that decreases enough.  Each
+    step costs exactly one value-and-gradient and ``len(parallel_steps)`` values,
+    whatever the other lanes do: nothing in it branches, so ``vmap`` wastes no
+    evaluations.  ``parallel_steps=()`` selects optax's L-BFGS with its zoom line
+    search instead (or Armijo backtracking with ``backtracking=True``).  Measured on
+    the 240 Chinchilla runs (64 polished starts, warm): 0.7 s versus 19.5 s for the
+    optax zoom search, to the same optimum (objective equal to 1e-15).
     """
 
     max_steps: int = 2000
@@ -63,6 +74,7 @@ class Solver:
     memory: int = 10
     max_linesearch_steps: int = 30
     backtracking: bool = False
+    parallel_steps: tuple[float, ...] = (1.0, 0.5, 0.1, 1e-2, 1e-3, 1e-4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,11 +154,86 @@ def _lbfgs_init(fun, u0, solver: Solver):
     """The loop state of one L-BFGS lane started at ``u0``: (u, opt_state, k, f, max|g|, done)."""
     f0, g0 = jax.value_and_grad(fun)(u0)
     done = ~jnp.isfinite(f0)
-    return (u0, _optimizer(solver).init(u0), jnp.asarray(0), f0, jnp.max(jnp.abs(g0)), done)
+    if solver.parallel_steps:
+        m, p = solver.memory, u0.shape[0]
+        state = (g0, jnp.zeros((m, p)), jnp.zeros((m, p)), jnp.zeros(m), jnp.asarray(0), jnp.asarray(0),
+                 jnp.asarray(1.0))
+    else:
+        state = _optimizer(solver).init(u0)
+    return (u0, state, jnp.asarray(0), f0, jnp.max(jnp.abs(g0)), done)
+
+
+def _two_loop(g, s_hist, y_hist, rho, head, filled):
+    """L-BFGS direction -H·g from a circular history (newest entry at ``head - 1``)."""
+    m = rho.shape[0]
+
+    def backward(i, carry):
+        q, alphas = carry
+        j = (head - 1 - i) % m
+        a = jnp.where(i < filled, rho[j] * jnp.dot(s_hist[j], q), 0.0)
+        return q - a * y_hist[j], alphas.at[j].set(a)
+
+    q, alphas = jax.lax.fori_loop(0, m, backward, (g, jnp.zeros(m)))
+    newest = (head - 1) % m
+    yy = jnp.dot(y_hist[newest], y_hist[newest])
+    gamma = jnp.where(filled > 0, jnp.dot(s_hist[newest], y_hist[newest]) / jnp.where(yy > 0, yy, 1.0),
+                      1.0 / jnp.maximum(1.0, jnp.sqrt(jnp.dot(g, g))))
+
+    def forward(i, r):
+        j = (head - filled + i) % m
+        b = rho[j] * jnp.dot(y_hist[j], r)
+        return r + jnp.where(i < filled, alphas[j] - b, 0.0) * s_hist[j]
+
+    return -jax.lax.fori_loop(0, m, forward, gamma * q)
+
+
+def _parallel_lbfgs_run(fun, carry, solver: Solver, until):
+    steps = jnp.asarray(solver.parallel_steps)
+    m = solver.memory
+    value_and_grad = jax.value_and_grad(fun)
+
+    def cond(c):
+        _, _, k, _, _, done = c
+        return (k < jnp.minimum(until, solver.max_steps)) & ~done
+
+    def body(c):
+        u, (g, s_hist, y_hist, rho, head, filled, scale), k, f, _, _ = c
+        d = _two_loop(g, s_hist, y_hist, rho, head, filled)
+        slope = jnp.dot(g, d)
+        d = jnp.where(slope < 0, d, -g)  # not a descent direction: fall back to steepest descent
+        slope = jnp.where(slope < 0, slope, -jnp.dot(g, g))
+        lengths = scale * steps
+        trial = jax.vmap(lambda t: fun(u + t * d))(lengths)
+        trial = jnp.where(jnp.isfinite(trial), trial, jnp.inf)
+        armijo = trial <= f + 1e-4 * lengths * slope
+        pick = jnp.where(armijo.any(), jnp.argmax(armijo), jnp.argmin(trial))
+        moved = trial[pick] < f
+        u_new = jnp.where(moved, u + lengths[pick] * d, u)
+        # the window of step lengths follows the problem's scale: down after a failed
+        # search, back up (to at most 1) after a full step
+        scale = jnp.where(moved, jnp.where(pick == 0, jnp.minimum(1.0, 10.0 * scale), scale), scale * steps[-1])
+        f_new, g_new = value_and_grad(u_new)
+        s_vec, y_vec = u_new - u, g_new - g
+        sy = jnp.dot(s_vec, y_vec)
+        keep = moved & (sy > 1e-12 * jnp.sqrt(jnp.dot(s_vec, s_vec) * jnp.dot(y_vec, y_vec)))
+        s_hist = jnp.where(keep, s_hist.at[head % m].set(s_vec), s_hist)
+        y_hist = jnp.where(keep, y_hist.at[head % m].set(y_vec), y_hist)
+        rho = jnp.where(keep, rho.at[head % m].set(1.0 / jnp.where(sy != 0, sy, 1.0)), rho)
+        head = jnp.where(keep, (head + 1) % m, head)
+        filled = jnp.where(keep, jnp.minimum(filled + 1, m), filled)
+        g_max = jnp.max(jnp.abs(g_new))
+        flat = moved & (jnp.abs(f - f_new) <= solver.ftol * jnp.abs(f_new))
+        stuck = ~moved & (scale < 1e-20)
+        done = (g_max <= solver.gtol) | flat | stuck | ~jnp.isfinite(f_new)
+        return u_new, (g_new, s_hist, y_hist, rho, head, filled, scale), k + 1, f_new, g_max, done
+
+    return jax.lax.while_loop(cond, body, carry)
 
 
 def _lbfgs_run(fun, carry, solver: Solver, until):
     """Advance one lane until it stops, reaches ``solver.max_steps`` or step ``until``."""
+    if solver.parallel_steps:
+        return _parallel_lbfgs_run(fun, carry, solver, until)
     opt = _optimizer(solver)
     value_and_grad = optax.value_and_grad_from_state(fun)
 
