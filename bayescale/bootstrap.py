@@ -118,6 +118,7 @@ class BootstrapResult:
     pool_calls: int
     pool_lanes: int
     pruned: int
+    job_steps: int
 
     @property
     def n_failed(self) -> int:
@@ -347,6 +348,7 @@ def fit_bootstrap(
         pool_calls=run.calls,
         pool_lanes=run.lanes,
         pruned=run.pruned,
+        job_steps=run.job_steps,
     )
 
 
@@ -363,6 +365,7 @@ class _Pool:
         self.max_steps = solver.max_steps
         self.compile_seconds = 0.0
         self.lane_steps = 0
+        self.job_steps = 0
         self.calls = 0
         self.pruned = 0
 
@@ -419,6 +422,7 @@ class _Pool:
                 self.pruned += int(cut.sum())
                 stopped |= cut
                 ok = ok & ~cut
+            self.job_steps += int(k[stopped].sum())
             for lane in np.flatnonzero(stopped):
                 r = res[lane]
                 finished[r] += 1
