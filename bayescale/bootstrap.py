@@ -77,12 +77,14 @@ class Race:
 
     A heuristic: L-BFGS never increases a lane's objective, so the running best is
     an upper bound on the resample's optimum, but a lane that is behind could in
-    principle still overtake.  On the Chinchilla runs (20 resamples x 64 starts)
-    racing changed no bootstrap estimate in its first six digits and cut the
-    time from 62.5 s to 4.7 s; pass ``race=None`` to run every start to convergence.
+    principle still overtake.  Measured on the Chinchilla runs, 200 resamples x 64
+    starts: 13.1 s with ``Race(25)``, 20.0 s with ``Race(50)`` (bit-identical
+    results) and 250.8 s without racing, whose optima were no lower (objectives
+    equal to 1.3e-14, parameters to 3.3e-7).  ``race=None`` runs every start to
+    convergence.
     """
 
-    after: int = 50
+    after: int = 25
     rtol: float = 0.05
 
 
