@@ -10,6 +10,7 @@ does not import matplotlib.  Every entry point runs in float64 internally.
 
 from bayescale import datasets, laws
 from bayescale.bootstrap import BootstrapResult, Clusters, Pairs, Race, Residuals, fit_bootstrap
+from bayescale.bands import Band, band
 from bayescale.allocation import Allocation, compute_optimal, mix_compute_optimal
 from bayescale.data import Data, DataError, from_arrays, from_frame
 from bayescale.law import Accuracy, ChanceAccuracy, Covariate, Law, Loss
@@ -25,6 +26,7 @@ __all__ = [
     "LAWS",
     "Accuracy",
     "Allocation",
+    "Band",
     "BootstrapResult",
     "Clusters",
     "Pairs",
@@ -41,6 +43,7 @@ __all__ = [
     "MapResult",
     "Solver",
     "SquaredError",
+    "band",
     "compose",
     "compute_optimal",
     "datasets",

@@ -222,15 +222,18 @@ def _cmd_fit(args) -> int:
     bands, extra_diag, failed = None, None, not result.converged
     if args.method == "bootstrap":
         import jax
-        import numpy as np
 
         from bayescale.bootstrap import fit_bootstrap
 
         boot = fit_bootstrap(law, data, key=jax.random.key(args.seed), resamples=args.resamples, starts=args.starts,
                              map_fit=result, progress=not args.quiet)
-        tail = (1.0 - args.interval) / 2.0
+        from bayescale.bands import band
+
         if boot.n_failed < boot.resamples:
-            bands = {n: tuple(np.quantile(v[0], [tail, 1.0 - tail])) for n, v in boot.draws.items()}
+            bands = {}
+            for name, draws in boot.draws.items():
+                b = band(draws, args.interval)
+                bands[name] = (float(b.lo), float(b.hi))
         extra_diag = {k: v for k, v in boot.diagnostics.items() if k not in ("map_converged", "map_objective")}
         extra_diag["interval"] = args.interval
         failed |= boot.n_failed > 0.1 * boot.resamples

@@ -26,7 +26,6 @@ import dataclasses
 import functools
 import time
 import warnings
-from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp

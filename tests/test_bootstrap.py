@@ -51,9 +51,11 @@ def test_draws_layout_and_bands_serve_prediction(power_data, map_fit):
     assert r.draws["alpha"].shape == (1, 40)
     pred = bs.predict(laws.power_law, r.draws, {"C": np.array([1e23, 1e24])})
     assert pred.shape == (1, 40, 2)
-    lo, hi = np.quantile(pred[0], [0.05, 0.95], axis=0)
+    b = bs.band(pred)  # 90 % by default
+    assert b.lo.shape == (2,)
     point = map_fit.predict(C=np.array([1e23, 1e24]))
-    assert np.all(lo <= point) and np.all(point <= hi)
+    assert np.all(b.lo <= point) and np.all(point <= b.hi)
+    assert np.all(bs.band(pred, 0.5).hi <= b.hi)
 
 
 def test_standard_errors_match_the_noise(power_data, map_fit):
@@ -94,6 +96,18 @@ def test_cluster_and_residual_schemes(power_data, map_fit):
         assert 0 < r.std()["alpha"] < 0.05
     with pytest.raises(ValueError, match="one label per row"):
         boot(power_data, map_fit, scheme=bs.Clusters(labels[:-1]))
+
+
+def test_mix_optimum_over_bootstrap_draws(power_data):
+    # a validation mix over draws: two "skills" from one bootstrap, vectorised over draws
+    n = np.repeat(np.geomspace(5e7, 5e9, 6), 5)
+    d = n * np.tile([3.0, 10.0, 30.0, 100.0, 300.0], 6)
+    loss = 1.8 + 480 * n**-0.35 + 2100 * d**-0.37
+    data = bs.from_arrays(laws.chinchilla, y=loss, N=n, D=d)
+    r = bs.fit_bootstrap(laws.chinchilla, data, key=jax.random.key(2), resamples=6, starts=4)
+    other = dict(r.draws, A=r.draws["A"] * 3)
+    mix = bs.mix_compute_optimal([(laws.chinchilla, r.draws, 0.5), (laws.chinchilla, other, 0.5)], [1e21])
+    assert mix.N.shape == (1, 6 - r.n_failed, 1)
 
 
 def test_compute_optimal_over_bootstrap_draws():

@@ -1,0 +1,40 @@
+"""Quantile bands over draws laid out ``(chain, draw, ...)``: bootstrap and NUTS alike."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["Band", "band"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Band:
+    """Central ``interval`` band: ``lo``, ``median``, ``hi`` with the trailing shape of the values."""
+
+    lo: np.ndarray
+    median: np.ndarray
+    hi: np.ndarray
+    interval: float
+
+
+def band(values, interval: float = 0.9) -> Band:
+    """Equal-tailed band over the two leading (chain, draw) axes.
+
+    >>> import numpy as np
+    >>> b = band(np.arange(101.0).reshape(1, 101), 0.9)
+    >>> float(b.lo), float(b.median), float(b.hi)
+    (5.0, 50.0, 95.0)
+    """
+    if not 0.0 < interval < 1.0:
+        raise ValueError(f"interval must lie in (0, 1), got {interval}")
+    v = np.asarray(values, dtype=float)
+    if v.ndim < 2:
+        raise ValueError(f"values must be laid out (chain, draw, ...), got shape {v.shape}")
+    flat = v.reshape((-1,) + v.shape[2:])
+    if flat.shape[0] == 0:
+        raise ValueError("no draws to form a band from (did every resample fail?)")
+    tail = (1.0 - interval) / 2.0
+    lo, med, hi = np.quantile(flat, [tail, 0.5, 1.0 - tail], axis=0)
+    return Band(lo=lo, median=med, hi=hi, interval=interval)
