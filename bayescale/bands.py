@@ -24,7 +24,7 @@ def band(values, interval: float = 0.9) -> Band:
 
     >>> import numpy as np
     >>> b = band(np.arange(101.0).reshape(1, 101), 0.9)
-    >>> float(b.lo), float(b.median), float(b.hi)
+    >>> round(float(b.lo), 9), round(float(b.median), 9), round(float(b.hi), 9)
     (5.0, 50.0, 95.0)
     """
     if not 0.0 < interval < 1.0:
