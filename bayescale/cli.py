@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="fit the bundled Gadre et al. runs and write a plot")
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     demo.add_argument("--keep", type=int, default=64, help="starts polished per fit")
+    demo.add_argument("--resamples", type=int, default=200, help="bootstrap resamples per fit (default 200)")
+    demo.add_argument("--starts", type=int, default=16, help="bootstrap starts per resample (default 16)")
     return parser
 
 
@@ -266,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from bayescale.demo import run_demo
 
-            run_demo(Path(args.out), keep=args.keep)
+            run_demo(Path(args.out), keep=args.keep, resamples=args.resamples, starts=args.starts)
             return 0
     except InputError as exc:
         print(f"bayescale: error: {exc}", file=sys.stderr)

@@ -139,10 +139,16 @@ def test_help_shows_an_example():
 
 
 def test_demo_fits_the_bundled_data(tmp_path):
-    r = run_cli("demo", "--out", tmp_path / "demo", "--keep", "16")
+    r = run_cli("demo", "--out", tmp_path / "demo", "--keep", "16", "--resamples", "40", "--starts", "4")
     assert r.returncode == 0, r.stderr
-    rows = json.loads((tmp_path / "demo" / "demo_results.json").read_text())
+    result = json.loads((tmp_path / "demo" / "demo_results.json").read_text())
+    rows = result["fits"]
     assert len(rows) == 6 and all(row["converged"] for row in rows)
+    for row in rows:
+        assert row["N_opt_1e21_lo"] <= row["N_opt_1e21"] <= row["N_opt_1e21_hi"]
+    for corpus, s in result["code_vs_web"].items():
+        assert s["ratio_lo"] <= s["ratio"] <= s["ratio_hi"] and 0.0 <= s["p_code_smaller"] <= 1.0, corpus
+        assert s["paired_draws"] >= 30
     assert Path(tmp_path / "demo" / "demo_compute_optimal.png").stat().st_size > 10_000
     by = {(row["corpus"], row["val_set"]): row for row in rows}
     # the data README's orientation fit: C4-trained, N*(1e21) 4.9e9 (C4 val) vs 1.7e9 (code)
