@@ -198,14 +198,17 @@ def _compiled_pool(static: tuple, sharding: NamedSharding):
     return step, init
 
 
+def _lane_objective(law, objective, x, lane_z, lane_w):
+    """The objective of one lane: its resample's targets and weights."""
+    return lambda u: _objective_u(law, objective, u, x, lane_z, lane_w)
+
+
 def _pool_init(new_u0, new_keys, x, z, ids, z_hat, residuals, *, law, objective, solver, segment, residual, n_clusters):
     del segment
     lane_z, lane_w = _lane_data(residual, n_clusters, new_keys, z, ids, z_hat, residuals)
-
-    def fun_for(zz, ww):
-        return lambda u: _objective_u(law, objective, u, x, zz, ww)
-
-    carry = jax.vmap(lambda a, zz, ww: _lbfgs_init(fun_for(zz, ww), a, solver))(new_u0, lane_z, lane_w)
+    carry = jax.vmap(lambda a, zz, ww: _lbfgs_init(_lane_objective(law, objective, x, zz, ww), a, solver))(
+        new_u0, lane_z, lane_w
+    )
     return carry, lane_z, lane_w
 
 
@@ -217,7 +220,7 @@ def _pool_step(state, refill, idle, new_u0, new_keys, x, z, ids, z_hat, residual
     lane_w = jnp.where(refill[:, None], fresh_w, lane_w)
 
     def fun_for(zz, ww):
-        return lambda u: _objective_u(law, objective, u, x, zz, ww)
+        return _lane_objective(law, objective, x, zz, ww)
 
     fresh = jax.vmap(lambda u0, zz, ww: _lbfgs_init(fun_for(zz, ww), u0, solver))(new_u0, lane_z, lane_w)
     carry = jax.tree.map(
