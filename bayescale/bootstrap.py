@@ -214,21 +214,16 @@ def _pool_init(new_u0, new_keys, x, z, ids, z_hat, residuals, *, law, objective,
 
 def _pool_step(state, refill, idle, new_u0, new_keys, x, z, ids, z_hat, residuals, *, law, objective, solver,
                segment, residual, n_clusters):
-    carry, lane_z, lane_w = state
-    fresh_z, fresh_w = _lane_data(residual, n_clusters, new_keys, z, ids, z_hat, residuals)
-    lane_z = jnp.where(refill[:, None], fresh_z, lane_z)
-    lane_w = jnp.where(refill[:, None], fresh_w, lane_w)
-
-    def fun_for(zz, ww):
-        return _lane_objective(law, objective, x, zz, ww)
-
-    fresh = jax.vmap(lambda u0, zz, ww: _lbfgs_init(fun_for(zz, ww), u0, solver))(new_u0, lane_z, lane_w)
-    carry = jax.tree.map(
-        lambda new, old: jnp.where(refill.reshape(refill.shape + (1,) * (new.ndim - 1)), new, old), fresh, carry
+    fresh = _pool_init(new_u0, new_keys, x, z, ids, z_hat, residuals, law=law, objective=objective, solver=solver,
+                       segment=segment, residual=residual, n_clusters=n_clusters)
+    (carry, lane_z, lane_w) = jax.tree.map(
+        lambda new, old: jnp.where(refill.reshape(refill.shape + (1,) * (new.ndim - 1)), new, old), fresh, state
     )
     u, opt_state, k, f, g, done = carry
     carry = (u, opt_state, k, f, g, done | idle)
-    carry = jax.vmap(lambda c, zz, ww: _lbfgs_run(fun_for(zz, ww), c, solver, c[2] + segment))(carry, lane_z, lane_w)
+    carry = jax.vmap(
+        lambda c, zz, ww: _lbfgs_run(_lane_objective(law, objective, x, zz, ww), c, solver, c[2] + segment)
+    )(carry, lane_z, lane_w)
     outcome = jax.vmap(lambda c: _lbfgs_outcome(c, solver))(carry)
     return (carry, lane_z, lane_w), outcome + (carry[5],)
 
@@ -238,6 +233,24 @@ def _pool_step(state, refill, idle, new_u0, new_keys, x, z, ids, z_hat, residual
 
 def _mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), ("lanes",))
+
+
+def bootstrap_starts(law: Law, data: Data, map_fit: MapResult, starts: int, *, objective=Huber(1e-3)) -> np.ndarray:
+    """The ``(starts, P)`` unconstrained starts every resample is fitted from.
+
+    Row 0 is the full-data MAP optimum; the others are the best points of the
+    law's grid on the full data (the MAP optimum repeats if the grid is smaller).
+    """
+    with jax.enable_x64(True):
+        x = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in data.x.items()}
+        z = jnp.asarray(law.response.to_fit(jnp.asarray(data.y, dtype=jnp.float64)))
+        u_map = law.unconstrain(law.pack({k: jnp.asarray(v) for k, v in map_fit.params.items()}))
+        grid = law.unconstrain(jnp.asarray(starts_for(law, data)))
+        order = np.argsort(np.asarray(_screen(law, objective, grid, x, z, jnp.ones_like(z))), kind="stable")
+        u_starts = np.asarray(jnp.concatenate([u_map[None, :], grid[order[: starts - 1]]], axis=0))
+    if u_starts.shape[0] < starts:
+        u_starts = np.concatenate([u_starts, np.repeat(u_starts[:1], starts - u_starts.shape[0], 0)])
+    return u_starts
 
 
 def fit_bootstrap(
@@ -322,14 +335,8 @@ def fit_bootstrap(
     with jax.enable_x64(True):
         x = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in data.x.items()}
         z = jnp.asarray(law.response.to_fit(jnp.asarray(data.y, dtype=jnp.float64)))
-        # starts: the MAP optimum, then the best of the law's grid on the full data
-        u_map = law.unconstrain(law.pack({k: jnp.asarray(v) for k, v in map_fit.params.items()}))
-        grid = law.unconstrain(jnp.asarray(starts_for(law, data)))
-        order = np.argsort(np.asarray(_screen(law, objective, grid, x, z, jnp.ones_like(z))), kind="stable")
-        u_starts = np.asarray(jnp.concatenate([u_map[None, :], grid[order[: starts - 1]]], axis=0))
-        if u_starts.shape[0] < starts:  # grid smaller than S - 1: repeat the MAP optimum
-            u_starts = np.concatenate([u_starts, np.repeat(u_starts[:1], starts - u_starts.shape[0], 0)])
-        z_hat = law.fn(law.constrain(u_map), x)
+        u_starts = bootstrap_starts(law, data, map_fit, starts, objective=objective)
+        z_hat = law.fn(law.constrain(jnp.asarray(u_starts[0])), x)
         residuals = z - z_hat
         keys = jax.random.split(key, resamples)
         run = _Pool(law, objective, solver, segment, isinstance(scheme, Residuals), n_clusters, lanes, mesh,

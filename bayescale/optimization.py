@@ -186,14 +186,20 @@ def _two_loop(g, s_hist, y_hist, rho, head, filled):
     return -jax.lax.fori_loop(0, m, forward, gamma * q)
 
 
-def _parallel_lbfgs_run(fun, carry, solver: Solver, until):
-    steps = jnp.asarray(solver.parallel_steps)
-    m = solver.memory
-    value_and_grad = jax.value_and_grad(fun)
+def _keep_going(solver: Solver, until):
+    """Loop condition of a lane: not stopped, below ``until`` and ``solver.max_steps``."""
 
     def cond(c):
         _, _, k, _, _, done = c
         return (k < jnp.minimum(until, solver.max_steps)) & ~done
+
+    return cond
+
+
+def _parallel_lbfgs_run(fun, carry, solver: Solver, until):
+    steps = jnp.asarray(solver.parallel_steps)
+    m = solver.memory
+    value_and_grad = jax.value_and_grad(fun)
 
     def body(c):
         u, (g, s_hist, y_hist, rho, head, filled, scale), k, f, _, _ = c
@@ -226,7 +232,7 @@ def _parallel_lbfgs_run(fun, carry, solver: Solver, until):
         done = (g_max <= solver.gtol) | flat | stuck | ~jnp.isfinite(f_new)
         return u_new, (g_new, s_hist, y_hist, rho, head, filled, scale), k + 1, f_new, g_max, done
 
-    return jax.lax.while_loop(cond, body, carry)
+    return jax.lax.while_loop(_keep_going(solver, until), body, carry)
 
 
 def _lbfgs_run(fun, carry, solver: Solver, until):
@@ -235,10 +241,6 @@ def _lbfgs_run(fun, carry, solver: Solver, until):
         return _parallel_lbfgs_run(fun, carry, solver, until)
     opt = _optimizer(solver)
     value_and_grad = optax.value_and_grad_from_state(fun)
-
-    def cond(c):
-        _, _, k, _, _, done = c
-        return (k < jnp.minimum(until, solver.max_steps)) & ~done
 
     def body(c):
         u, state, k, f_prev, _, _ = c
@@ -251,7 +253,7 @@ def _lbfgs_run(fun, carry, solver: Solver, until):
         done = done | ~jnp.isfinite(f_new)
         return u, state, k + 1, f_new, g_max, done
 
-    return jax.lax.while_loop(cond, body, carry)
+    return jax.lax.while_loop(_keep_going(solver, until), body, carry)
 
 
 def _lbfgs_outcome(carry, solver: Solver):

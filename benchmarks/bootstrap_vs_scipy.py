@@ -25,8 +25,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 import bayescale as bs
-from bayescale.bootstrap import _lane_data
-from bayescale.optimization import _objective_u, _screen, starts_for
+from bayescale.bootstrap import _lane_data, bootstrap_starts
+from bayescale.optimization import _objective_u
 
 R = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 S = int(sys.argv[2]) if len(sys.argv) > 2 else 64
@@ -46,10 +46,7 @@ m = bs.fit_map(law, data)
 with jax.enable_x64(True):
     xj = {k: jnp.asarray(v) for k, v in data.x.items()}
     zj = jnp.asarray(z)
-    grid = law.unconstrain(jnp.asarray(starts_for(law, data)))
-    order = np.argsort(np.asarray(_screen(law, bs.Huber(DELTA), grid, xj, zj, jnp.ones_like(zj))), kind="stable")
-    u_map = law.unconstrain(law.pack({k: jnp.asarray(v) for k, v in m.params.items()}))
-    starts = np.asarray(jnp.concatenate([u_map[None], grid[order[: S - 1]]]))
+    starts = bootstrap_starts(law, data, m, S, objective=bs.Huber(DELTA))  # the very starts fit_bootstrap uses
     keys = jax.random.split(jax.random.key(0), R)
     _, weights = _lane_data(False, n, keys[:R_SCIPY], zj, jnp.arange(n), zj, zj)
     weights = np.asarray(weights)
