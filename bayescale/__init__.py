@@ -18,12 +18,33 @@ from bayescale.laws import LAWS, compose, get_law
 from bayescale.objective import Huber, SquaredError
 from bayescale.optimization import MapResult, Solver, fit_map
 from bayescale.prediction import predict, predict_fit_space
+from bayescale.model import Gaussian, HuberLikelihood, StudentT
+from bayescale.nuts import NutsResult, fit_nuts
+from bayescale.forecast import Draws, Forecast, compute_to_reach, draws_of, forecast, optimal_bands
+from bayescale.comparison import compare, leave_future_out, loo, waic
+from bayescale.conversion import to_datatree
 from bayescale.staged import fit_two_stage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LAWS",
+    "Draws",
+    "Forecast",
+    "Gaussian",
+    "HuberLikelihood",
+    "NutsResult",
+    "StudentT",
+    "compare",
+    "compute_to_reach",
+    "draws_of",
+    "fit_nuts",
+    "forecast",
+    "leave_future_out",
+    "loo",
+    "optimal_bands",
+    "to_datatree",
+    "waic",
     "Accuracy",
     "Allocation",
     "Band",

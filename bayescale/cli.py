@@ -35,9 +35,15 @@ examples:
   # 90 % bootstrap intervals from 1,000 resamples x 64 starts
   bayescale fit runs.csv --law chinchilla --x N,D --y loss --method bootstrap --resamples 1000
 
+  # posterior by NUTS: 4 chains x 1,000 draws, Student-t observations
+  bayescale fit runs.csv --law chinchilla --x N,D --y loss --method nuts --json post.json
+
   # two-stage: compute -> validation loss -> accuracy
   bayescale fit evals.csv --law two_stage_linear --x C --proxy val_loss --y acc
 """
+
+
+_LIKELIHOODS = {"student-t": "StudentT", "gaussian": "Gaussian", "huber": "HuberLikelihood"}
 
 
 class InputError(Exception):
@@ -74,10 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--chance", type=float, help="chance level Q_rand of an accuracy law (e.g. 0.25)")
     fit.add_argument("--proxy", help="intermediate (loss) column of a two-stage law")
-    fit.add_argument("--method", default="map", choices=["map", "bootstrap"], help="fitting method (default: map)")
+    fit.add_argument("--method", default="map", choices=["map", "bootstrap", "nuts"],
+                     help="fitting method (default: map)")
     fit.add_argument("--keep", type=int, default=64, help="starts polished after screening the grid (default 64)")
     fit.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     fit.add_argument("--starts", type=int, default=64, help="bootstrap starts per resample (default 64)")
+    fit.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
+    fit.add_argument("--warmup", type=int, default=1000, help="NUTS warmup iterations per chain (default 1000)")
+    fit.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (default 1000)")
+    fit.add_argument("--likelihood", default="student-t", choices=sorted(_LIKELIHOODS),
+                     help="NUTS observation model in fit space (default student-t, df 4)")
     fit.add_argument("--interval", type=float, default=0.9, help="central interval for lo/hi (default 0.9)")
     fit.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (MAP is deterministic)")
     fit.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -141,7 +153,8 @@ def _finite_or_none(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def result_payload(result, *, method: str, seconds: float, bands=None, extra_diagnostics=None, extra=None) -> dict:
+def result_payload(result, *, method: str, seconds: float, bands=None, extra_diagnostics=None, extra=None,
+                   estimates=None) -> dict:
     diagnostics = {
         k: (_finite_or_none(v) if isinstance(v, float) else v)
         for k, v in {**result.diagnostics, **(extra_diagnostics or {})}.items()
@@ -157,7 +170,7 @@ def result_payload(result, *, method: str, seconds: float, bands=None, extra_dia
                 "lo": _finite_or_none(bands[n][0]) if n in bands else None,
                 "hi": _finite_or_none(bands[n][1]) if n in bands else None,
             }
-            for n, v in result.params.items()
+            for n, v in (estimates or result.params).items()
         },
         "diagnostics": diagnostics,
         "seconds": round(seconds, 4),
@@ -198,7 +211,7 @@ def _cmd_fit(args) -> int:
             law = law.with_chance(args.chance)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-    for flag in ("keep", "resamples", "starts"):
+    for flag in ("keep", "resamples", "starts", "chains", "warmup", "draws"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if not 0.0 < args.interval < 1.0:
@@ -207,6 +220,8 @@ def _cmd_fit(args) -> int:
         raise InputError(f"--method bootstrap is not available for the two-stage law {law.name!r} yet; use --method map")
     frame = _derive(_read_table(args.data), args.derive)
     x = [c.strip() for c in args.x.split(",") if c.strip()]
+    if args.method == "nuts":
+        return _fit_nuts(args, law, frame, x, t0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -255,6 +270,63 @@ def _cmd_fit(args) -> int:
         write_json_atomic(args.json, payload)
     if failed:
         print("bayescale: the fit did not converge (see diagnostics)", file=sys.stderr)
+        return 0 if args.allow_warnings else 1
+    return 0
+
+
+def _fit_nuts(args, law, frame, x, t0) -> int:
+    import functools
+
+    import jax
+    import numpy as np
+
+    import bayescale
+    from bayescale.bands import band
+    from bayescale.data import DataError, from_frame
+    from bayescale.nuts import fit_nuts
+    from bayescale.staged import fit_two_stage
+
+    likelihood = getattr(bayescale, _LIKELIHOODS[args.likelihood])()
+    fit = functools.partial(fit_nuts, key=jax.random.key(args.seed), likelihood=likelihood, chains=args.chains,
+                            warmup=args.warmup, draws=args.draws, progress=not args.quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if law.stages:
+                if not args.proxy:
+                    raise InputError(f"law {law.name!r} is two-stage: name the intermediate loss column with --proxy")
+                post = fit_two_stage(law, frame, x=x, proxy=args.proxy, y=args.y, where=args.where, fit=fit)
+            else:
+                if args.proxy:
+                    raise InputError(f"--proxy applies to two-stage laws only; {law.name!r} is not one")
+                post = fit(law, from_frame(frame, law, x=x, y=args.y, where=args.where))
+    except DataError as exc:
+        raise InputError(str(exc)) from None
+    bands, medians = {}, {}
+    for name, draws in post.draws.items():
+        b = band(draws, args.interval)
+        bands[name] = (float(b.lo), float(b.hi))
+        medians[name] = float(np.median(draws))
+    seconds = time.perf_counter() - t0
+    width = max(len(n) for n in medians)
+    print(f"law {law.name}: {law.formula}")
+    print(f"fit space: {law.response.describe()}   rows used: {post.n_obs}   likelihood: {likelihood.describe()}")
+    print(f"  {'param':<{width}}  {'median':>14}  {'lo':>12}  {'hi':>12}  {'R-hat':>6}  {'ESS bulk':>8}")
+    for name, value in medians.items():
+        lo, hi = bands[name]
+        print(f"  {name:<{width}}  {value:>14.6g}  {lo:12.6g}  {hi:12.6g}  {post.r_hat[name]:6.3f}  "
+              f"{post.ess_bulk[name]:8.0f}")
+    print(f"lo/hi: central {args.interval:.0%} posterior interval; {args.chains} chains x {args.draws} draws "
+          f"({args.warmup} warmup); divergences {post.divergences}; {seconds:.1f} s")
+    if args.json:
+        diag = {k: v for k, v in post.diagnostics.items() if k != "problems"}
+        diag["problems"] = "; ".join(post.problems)
+        diag["interval"] = args.interval
+        payload = result_payload(post, method="nuts", seconds=seconds, bands=bands, extra_diagnostics=diag,
+                                 extra={"seed": args.seed}, estimates=medians)
+        write_json_atomic(args.json, payload)
+    if not post.ok:
+        print(f"bayescale: the posterior is not trustworthy: {'; '.join(post.problems)}", file=sys.stderr)
         return 0 if args.allow_warnings else 1
     return 0
 

@@ -54,6 +54,35 @@ class Data:
     def n(self) -> int:
         return int(self.y.shape[0])
 
+    def select(self, keep) -> Data:
+        """The rows where the boolean mask ``keep`` (shape ``(n,)``) is true."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != self.y.shape:
+            raise ValueError(f"mask has shape {keep.shape}, data has {self.n} rows")
+        return dataclasses.replace(
+            self, x={k: v[keep] for k, v in self.x.items()}, y=self.y[keep], rows=self.rows[keep]
+        )
+
+    def mask(self, condition) -> np.ndarray:
+        """Boolean mask of the rows meeting ``condition``.
+
+        ``condition`` is an expression over the covariate names (``"C > 6e21"``, as in
+        ``DataFrame.eval``; ``y`` names the response) or a callable of the covariate dict.
+        """
+        if callable(condition):
+            out = np.asarray(condition(self.x), dtype=bool)
+        else:
+            frame = pd.DataFrame({**self.x, "y": self.y})
+            try:
+                out = np.asarray(frame.eval(condition), dtype=bool)
+            except Exception as exc:  # pandas raises many types for a bad expression
+                raise DataError(
+                    f"condition {condition!r} is not valid over columns {', '.join(frame.columns)}: {exc}"
+                ) from None
+        if out.shape != self.y.shape:
+            raise DataError(f"condition {condition!r} did not give one true/false per row")
+        return out
+
 
 def _rows(labels: Sequence) -> str:
     labels = list(labels)

@@ -83,10 +83,10 @@ chinchilla = Law(
     fn=_chinchilla,
     priors=(
         dist.LogNormal(0.5, 0.6),  # E: irreducible loss, median 1.6 nats
-        dist.LogNormal(6.0, 2.5),  # A
-        dist.LogNormal(7.0, 3.0),  # B
-        dist.LogNormal(-1.2, 0.5),  # alpha: median 0.30
-        dist.LogNormal(-1.2, 0.5),  # beta
+        dist.LogNormal(6.0, 1.5),  # A: median 400 (Epoch 482, Hoffmann 406)
+        dist.LogNormal(7.0, 1.5),  # B: median 1100 (Epoch 2085, Hoffmann 411)
+        dist.LogNormal(-1.1, 0.25),  # alpha: median 0.33, 95 % in 0.20-0.54
+        dist.LogNormal(-1.1, 0.25),  # beta
     ),
     response=Loss(),
     starts=_chinchilla_classic_grid,
@@ -131,7 +131,7 @@ power_law = Law(
     params=("E", "A", "alpha"),
     covariates=(_C,),
     fn=_power_law,
-    priors=(dist.LogNormal(0.5, 0.6), dist.LogNormal(8.0, 5.0), dist.LogNormal(-2.0, 1.0)),
+    priors=(dist.LogNormal(0.5, 0.6), dist.LogNormal(5.0, 1.5), dist.LogNormal(-2.3, 0.4)),
     response=Loss(),
     starts=_power_law_starts,
     formula="y(C) = E + A·C^-alpha",
@@ -142,7 +142,7 @@ pure_power_law = Law(
     params=("A", "alpha"),
     covariates=(_C,),
     fn=_pure_power_law,
-    priors=(dist.LogNormal(3.0, 5.0), dist.LogNormal(-2.5, 1.0)),
+    priors=(dist.LogNormal(5.0, 1.5), dist.LogNormal(-2.5, 0.4)),
     response=Loss(),
     starts=_pure_power_law_starts,
     formula="y(C) = A·C^-alpha",
@@ -154,7 +154,7 @@ direct = Law(
     params=("A", "alpha"),
     covariates=(_C,),
     fn=_pure_power_law,
-    priors=(dist.LogNormal(5.0, 5.0), dist.LogNormal(-2.0, 1.0)),
+    priors=(dist.LogNormal(4.0, 2.0), dist.LogNormal(-2.5, 0.5)),
     response=ChanceAccuracy(0.0),
     starts=_pure_power_law_starts,
     formula="-log Q'(C) = A·C^-alpha,  Q' = (Q - Q_rand)/(1 - Q_rand)",
@@ -165,7 +165,7 @@ direct_ceiling = Law(
     params=("E", "A", "alpha"),
     covariates=(_C,),
     fn=_power_law,
-    priors=(dist.LogNormal(-3.0, 1.5), dist.LogNormal(5.0, 5.0), dist.LogNormal(-2.0, 1.0)),
+    priors=(dist.LogNormal(-3.0, 1.5), dist.LogNormal(4.0, 2.0), dist.LogNormal(-2.5, 0.5)),
     response=ChanceAccuracy(0.0),
     starts=_power_law_starts,
     formula="-log Q'(C) = A·C^-alpha + E",
@@ -278,10 +278,10 @@ pass_at_k = Law(
     covariates=(_C, _K),
     fn=_pass_at_k,
     priors=(
-        dist.LogNormal(5.0, 5.0),
-        dist.Normal(0.0, 0.5),
-        dist.Normal(0.0, 1.0),
-        dist.Normal(0.0, 0.1),
+        dist.LogNormal(3.0, 2.0),
+        dist.Normal(-0.1, 0.1),  # alpha: -log pass@1 falls with compute
+        dist.Normal(-0.3, 0.3),  # beta: and with the number of samples k
+        dist.Normal(0.0, 0.02),  # delta: interaction, small
     ),
     response=ChanceAccuracy(0.0),
     starts=_pass_at_k_starts,

@@ -110,6 +110,9 @@ class MapResult:
     n_agree: int
     dropped: int
     seconds: float
+    residual_scale: float = float("nan")
+    data: Data | None = None
+    parts: tuple = ()
 
     def predict(self, **x: np.ndarray) -> np.ndarray:
         """Prediction in natural units at covariates ``x`` (by covariate name)."""
@@ -320,6 +323,15 @@ def _prior_starts(law: Law, count: int) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def robust_scale(r: np.ndarray) -> float:
+    """1.4826·MAD of residuals ``r`` (the Gaussian-consistent robust scale)."""
+    r = np.asarray(r, dtype=float)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return float("nan")
+    return 1.4826 * float(np.median(np.abs(r - np.median(r))))
+
+
 def _radical_inverse(i: int, base: int) -> float:
     out, f = 0.0, 1.0 / base
     while i:
@@ -385,6 +397,7 @@ def fit_map(
         f = np.where(np.isfinite(np.asarray(f)), np.asarray(f), np.inf)
         best = int(np.argmin(f))
         params = {n: float(v) for n, v in law.constrain(u[best]).items()}
+        r = np.asarray(law.fn({n: jnp.asarray(v) for n, v in params.items()}, x) - z)
     f_best = float(f[best])
     result = MapResult(
         law=law,
@@ -399,6 +412,8 @@ def fit_map(
         n_agree=int(np.sum(f <= f_best + 1e-6 * abs(f_best) + 1e-300)),
         dropped=len(data.dropped),
         seconds=time.perf_counter() - t0,
+        residual_scale=robust_scale(r),
+        data=data,
     )
     if not result.converged:
         warnings.warn(
