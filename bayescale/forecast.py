@@ -223,7 +223,7 @@ def compute_to_reach(result_or_law, target: float, *, params=None, interval: flo
     >>> from bayescale import laws
     >>> p = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
     >>> f"{float(compute_to_reach(laws.chinchilla, 2.0, params=p)):.3g}"
-    '1.64e+22'
+    '2.43e+23'
     """
     if isinstance(result_or_law, Law):
         law = result_or_law

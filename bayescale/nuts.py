@@ -7,11 +7,14 @@ The recipe, for any law:
 2. from there L-BFGS finds the mode of the model's log density in the
    *unconstrained* space NumPyro samples in (the posterior mode, priors
    included), and the inverse Hessian there is the Laplace covariance;
-3. every chain starts at its own draw from that Laplace approximation, and the
-   dense inverse mass matrix starts at the Laplace covariance.  Scaling-law
-   posteriors are strongly correlated (``log A`` and ``alpha`` of Chinchilla at
-   -0.99): a dense metric turns that into an isotropic problem, which is the
-   reparameterisation that keeps divergences rare;
+3. NUTS samples ``w`` with ``u = mode + L·w`` (``L`` the Cholesky factor of the
+   Laplace covariance): an affine reparameterisation, so the Jacobian is
+   constant, under which the Laplace approximation is a standard normal.
+   Scaling-law posteriors are strongly correlated and badly scaled (``log A`` and
+   ``alpha`` of a power law in compute correlate at -0.99 and differ in scale by
+   100x); whitened, they are near-isotropic, which keeps divergences rare and lets
+   the dense metric adaptation start from the right scale.  Every chain starts at
+   its own draw from the Laplace approximation;
 4. NUTS (NumPyro) with chains vectorised on one device, or one chain per device
    when there are enough devices.
 
@@ -76,7 +79,7 @@ class NutsResult:
     max_tree_depth: int
     seconds: float
     step_size: float
-    target_accept: float = 0.9
+    target_accept: float = 0.95
     parts: tuple = ()
 
     @property
@@ -183,7 +186,7 @@ def fit_nuts(
     chains: int = 4,
     warmup: int = 1000,
     draws: int = 1000,
-    target_accept: float = 0.9,
+    target_accept: float = 0.95,
     max_tree_depth: int = 10,
     map_fit: MapResult | None = None,
     chain_method: str | None = None,
@@ -222,11 +225,11 @@ def fit_nuts(
     >>> import jax, numpy as np
     >>> from bayescale import laws, from_arrays, fit_nuts
     >>> C = np.logspace(18, 22, 12)
-    >>> y = 1.7 + 900.0 * C**-0.15 * np.exp(0.01 * np.sin(np.arange(12)))
-    >>> post = fit_nuts(laws.power_law, from_arrays(laws.power_law, y=y, C=C),
-    ...                 key=jax.random.key(0), chains=2, warmup=300, draws=300)
-    >>> 0.1 < float(np.median(post.draws["alpha"])) < 0.2
-    True
+    >>> y = 900.0 * C**-0.15 * np.exp(0.01 * np.sin(np.arange(12)))
+    >>> post = fit_nuts(laws.pure_power_law, from_arrays(laws.pure_power_law, y=y, C=C),
+    ...                 key=jax.random.key(0), chains=2, warmup=500, draws=1000)
+    >>> round(float(np.median(post.draws["alpha"])), 2), post.divergences
+    (0.15, 0)
     """
     t0 = time.perf_counter()
     if chains < 1 or warmup < 1 or draws < 1:
@@ -250,13 +253,14 @@ def fit_nuts(
         cov = jnp.where(jnp.all(jnp.isfinite(cov)), cov, jnp.diag(jnp.full(mode_u.shape, 1e-4)))
         chol = jnp.linalg.cholesky(cov)
         chol = jnp.where(jnp.all(jnp.isfinite(chol)), chol, jnp.diag(jnp.full(mode_u.shape, 1e-2)))
-        eps = jax.random.normal(k_jitter, (chains, mode_u.shape[0]))
-        inits = mode_u[None, :] + eps @ chol.T
-        init_params = {n: inits[:, i] for i, n in enumerate(names)}
+        # sample w with u = mode + chol·w: an affine map (constant Jacobian) that makes
+        # the Laplace approximation of the posterior a standard normal
+        def whitened(w):
+            return info.potential_fn(unflat(mode_u + chol @ w))
+
         kernel = NUTS(
-            model,
+            potential_fn=whitened,
             dense_mass=True,
-            inverse_mass_matrix={tuple(names): cov},
             target_accept_prob=target_accept,
             max_tree_depth=max_tree_depth,
         )
@@ -268,10 +272,13 @@ def fit_nuts(
             chain_method=chain_method,
             progress_bar=progress,
         )
-        mcmc.run(k_run, law, likelihood, x, z, init_params=init_params, extra_fields=("diverging", "num_steps"))
-        samples = mcmc.get_samples(group_by_chain=True)
+        w0 = jax.random.normal(k_jitter, (chains, mode_u.shape[0]))
+        mcmc.run(k_run, init_params=w0 if chains > 1 else w0[0], extra_fields=("diverging", "num_steps"))
+        w = mcmc.get_samples(group_by_chain=True)
         extra = mcmc.get_extra_fields(group_by_chain=True)
-        out = {n: np.asarray(samples[n]) for n in (*law.params, "sigma")}
+        u = mode_u + jnp.einsum("cdj,ij->cdi", w, chol)
+        natural = _constrain(law, likelihood, unflat_draws(names, u))
+        out = {n: np.asarray(natural[n]) for n in (*law.params, "sigma")}
         loglik = np.asarray(
             pointwise_log_likelihood(law, likelihood, {n: out[n] for n in law.params}, out["sigma"], x, data.y)
         )
@@ -305,6 +312,10 @@ def fit_nuts(
     if not result.ok:
         warnings.warn(f"NUTS fit of {law.name!r}: {'; '.join(result.problems)}", RuntimeWarning, stacklevel=2)
     return result
+
+
+def unflat_draws(names, u):
+    return {n: u[..., i] for i, n in enumerate(names)}
 
 
 def _unconstrained(law: Law, likelihood: Likelihood, natural: dict) -> dict:

@@ -278,6 +278,11 @@ def _screen(law: Law, objective, u_starts, x, z, w):
     return jnp.where(jnp.isfinite(values), values, jnp.inf)
 
 
+@functools.partial(jax.jit, static_argnames=("law",))
+def _residuals(law: Law, u, x, z):
+    return law.fn(law.constrain(u), x) - z
+
+
 @functools.partial(jax.jit, static_argnames=("law", "objective", "solver"))
 def _polish(law: Law, objective, solver: Solver, u_starts, x, z, w):
     """L-BFGS from every row of ``u_starts`` (B, P); ``z`` and ``w`` are (n,) or per lane (B, n)."""
@@ -397,7 +402,7 @@ def fit_map(
         f = np.where(np.isfinite(np.asarray(f)), np.asarray(f), np.inf)
         best = int(np.argmin(f))
         params = {n: float(v) for n, v in law.constrain(u[best]).items()}
-        r = np.asarray(law.fn({n: jnp.asarray(v) for n, v in params.items()}, x) - z)
+        r = np.asarray(_residuals(law, u[best], x, z))
     f_best = float(f[best])
     result = MapResult(
         law=law,

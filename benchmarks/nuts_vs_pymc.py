@@ -42,6 +42,20 @@ def run_bayescale(data, args):
     return wall, post.draws, post.divergences
 
 
+def check_against_bootstrap(data, draws, args):
+    """Posterior medians vs the 90 % pairs-bootstrap band (1,000 resamples x 64 starts)."""
+    boot = bs.fit_bootstrap(laws.chinchilla, data, key=jax.random.key(args.seed), resamples=1000, starts=64)
+    print(f"\nposterior medians vs 90 % bootstrap bands ({boot.resamples} resamples, {boot.n_failed} failed):")
+    inside = True
+    for name in laws.chinchilla.params:
+        b = bs.band(boot.draws[name], 0.9)
+        med = float(np.median(draws[name]))
+        ok = float(b.lo) <= med <= float(b.hi)
+        inside &= ok
+        print(f"  {name:>6} median {med:10.5g}  band [{float(b.lo):.5g}, {float(b.hi):.5g}]  {'inside' if ok else 'OUTSIDE'}")
+    print(f"  all inside: {inside}")
+
+
 def run_pymc(data, args):
     import pymc as pm
     import pytensor.tensor as pt
@@ -93,8 +107,10 @@ def main(argv=None):
     data = bs.from_frame(frame, laws.chinchilla, x=["N", "D"], y="L")
     print(f"Chinchilla, {data.n} runs; {args.chains} chains x ({args.warmup} warmup + {args.draws} draws); "
           f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs")
-    ours = _report("bayescale (NumPyro NUTS, dense metric from the Laplace fit, chains vectorised)",
-                   *run_bayescale(data, args), args.chains, args.draws)
+    wall, draws, divergences = run_bayescale(data, args)
+    ours = _report("bayescale (NumPyro NUTS on the Laplace-whitened posterior, dense metric, chains vectorised)",
+                   wall, draws, divergences, args.chains, args.draws)
+    check_against_bootstrap(data, draws, args)
     if args.skip_pymc:
         return
     import pymc

@@ -172,3 +172,25 @@ def test_bootstrap_method_gives_intervals_around_the_estimate(tmp_path):
         assert v["lo"] <= v["estimate"] <= v["hi"], name
     assert payload["params"]["alpha"]["lo"] < 0.15 < payload["params"]["alpha"]["hi"]
     assert "bootstrap interval" in r.stdout
+
+
+def test_nuts_method_reports_diagnostics_and_flags_a_short_run(tmp_path):
+    c = np.geomspace(1e17, 1e23, 16)
+    y = 900.0 * c**-0.15 * np.exp(0.01 * np.random.default_rng(0).standard_normal(c.size))
+    path = tmp_path / "ppl.csv"
+    pd.DataFrame({"C": c, "loss": y}).to_csv(path, index=False)
+    out = tmp_path / "post.json"
+    r = run_cli("fit", path, "--law", "pure_power_law", "--x", "C", "--y", "loss", "--method", "nuts",
+                "--chains", "2", "--warmup", "400", "--draws", "800", "--json", out, "--quiet")
+    payload = json.loads(out.read_text())
+    diag = payload["diagnostics"]
+    assert {"r_hat_max", "ess_bulk_min", "divergences"} <= set(diag)
+    assert r.returncode == (0 if diag["ok"] else 1), (r.returncode, diag)
+    assert payload["method"] == "nuts" and set(payload["params"]) == {"A", "alpha", "sigma"}
+    for name, v in payload["params"].items():
+        assert v["lo"] <= v["estimate"] <= v["hi"], name
+    assert payload["params"]["alpha"]["lo"] < 0.15 < payload["params"]["alpha"]["hi"]
+    # far too short a run is flagged: exit 1 with the reason, unless --allow-warnings
+    short = run_cli("fit", path, "--law", "pure_power_law", "--x", "C", "--y", "loss", "--method", "nuts",
+                    "--chains", "2", "--warmup", "3", "--draws", "10", "--quiet")
+    assert short.returncode == 1 and "not trustworthy" in short.stderr

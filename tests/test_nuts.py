@@ -239,3 +239,57 @@ def test_waic_matches_its_definition(power_post):
         assert abs(bs.waic(power_post).elpd - expect) < 1e-8
         lo = bs.loo(power_post)
     assert abs(lo.elpd - expect) < 3.0  # PSIS-LOO and WAIC agree on a well-behaved fit
+
+
+# ---------------------------------------------------------------- simulation-based calibration
+
+
+def test_credible_intervals_cover_the_truth_on_prior_predictive_data():
+    """Small SBC (the 50-data-set study is benchmarks/sbc_calibration.py, RESULTS.md).
+
+    Broken bands fail this either way: a band collapsed on the MAP covers almost
+    never, a band far too wide covers every one of the 36 (data set, quantity) pairs.
+    """
+    from bayescale.calibration import coverage_study
+
+    study = coverage_study(
+        laws.power_law, {"C": np.logspace(18, 21, 12)}, {"C": np.array([1e22, 1e23])},
+        key=jax.random.key(11), datasets=6, interval=0.8, chains=2, warmup=200, draws=200,
+    )
+    assert set(study.coverage.index) == {"E", "A", "alpha", "sigma", "prediction_0", "prediction_1"}
+    assert len(study.table) == 36
+    assert 0.55 <= study.overall < 1.0, study.table
+    assert study.table["rank"].between(0, 1).all()
+
+
+_PARALLEL = """
+import json, sys, warnings
+import jax, numpy as np
+import bayescale as bs
+C = np.logspace(18, 22, 14)
+y = 900.0 * C**-0.15 * np.exp(0.01 * np.sin(np.arange(14)))
+d = bs.from_arrays(bs.laws.pure_power_law, y=y, C=C)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    p = bs.fit_nuts(bs.laws.pure_power_law, d, key=jax.random.key(0), chains=2, warmup=300, draws=300,
+                    chain_method=sys.argv[1])
+print(json.dumps({"devices": jax.device_count(), "alpha": p.draws["alpha"].tolist()}))
+"""
+
+
+def test_chains_run_one_per_device_and_match_the_vectorised_run():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    runs = {}
+    for method in ("parallel", "vectorized"):
+        out = subprocess.run([sys.executable, "-c", _PARALLEL, method], capture_output=True, text=True, env=env,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr
+        runs[method] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert runs["parallel"]["devices"] == 2
+    # same key, same chains: the device layout changes only floating-point order
+    np.testing.assert_allclose(runs["parallel"]["alpha"], runs["vectorized"]["alpha"], rtol=1e-6)
