@@ -27,14 +27,17 @@ more than 1 % of transitions diverged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS
-from numpyro.infer.util import initialize_model
+from numpyro.infer.util import potential_energy
 
 from bayescale.data import Data
 from bayescale.law import Law
@@ -160,21 +163,56 @@ def _sigma_start(map_fit: MapResult) -> float:
     return scale if np.isfinite(scale) and scale > 1e-8 else 1e-2
 
 
-def _laplace(potential, u0: dict, solver: Solver):
-    """Mode and inverse Hessian of ``potential`` (unconstrained dict) near ``u0``."""
-    names = sorted(u0)
-    flat0 = jnp.concatenate([jnp.atleast_1d(u0[n]) for n in names])
+def _names(law: Law) -> tuple[str, ...]:
+    """Sample sites in the order NumPyro flattens them (sorted)."""
+    return tuple(sorted((*law.params, "sigma")))
 
-    def unflat(v):
-        return {n: v[i] for i, n in enumerate(names)}
+
+def _potential(law: Law, likelihood: Likelihood, x, z, u_flat):
+    """Negative log joint density in unconstrained space (Jacobians included)."""
+    names = _names(law)
+    return potential_energy(model, (law, likelihood, x, z), {}, {n: u_flat[i] for i, n in enumerate(names)})
+
+
+@functools.partial(jax.jit, static_argnames=("law", "likelihood", "solver"))
+def _laplace(law: Law, likelihood: Likelihood, solver: Solver, x, z, u0):
+    """Posterior mode (unconstrained) from ``u0`` and the inverse Hessian there."""
 
     def f(v):
-        return potential(unflat(v))
+        return _potential(law, likelihood, x, z, v)
 
-    u, value, steps, gmax, ok = _lbfgs(f, flat0, solver)
+    u, _, _, _, ok = _lbfgs(f, u0, solver)
     hess = jax.hessian(f)(u)
     cov = jnp.linalg.inv(0.5 * (hess + hess.T))
-    return names, u, cov, bool(ok), unflat
+    return u, cov, ok
+
+
+def _whitened_model(law: Law, likelihood: Likelihood, x, z, mode, chol):
+    """The law's model seen through ``u = mode + chol·w`` (affine: constant Jacobian)."""
+    w = numpyro.sample("w", dist.ImproperUniform(dist.constraints.real_vector, (), (mode.shape[0],)))
+    with numpyro.handlers.block():  # the inner model's sites stay inside
+        log_joint = -_potential(law, likelihood, x, z, mode + chol @ w)
+    numpyro.factor("log_joint", log_joint)
+
+
+@functools.lru_cache(maxsize=64)
+def _sampler(law: Law, likelihood: Likelihood, chains: int, warmup: int, draws: int, target_accept: float,
+             max_tree_depth: int, chain_method: str, progress: bool, n_obs: int) -> MCMC:
+    """One MCMC object per setting and data shape, reused across data sets of any values.
+
+    The data, the mode and the whitening factor are dynamic arguments
+    (``jit_model_args``), so a second fit with data of the same shape does not
+    compile again -- which also keeps long studies (calibration, comparison) from
+    piling up compiled programs.
+    """
+    kernel = NUTS(
+        functools.partial(_whitened_model, law, likelihood),
+        dense_mass=True,
+        target_accept_prob=target_accept,
+        max_tree_depth=max_tree_depth,
+    )
+    return MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=chain_method,
+                progress_bar=progress, jit_model_args=True)
 
 
 def fit_nuts(
@@ -243,46 +281,29 @@ def fit_nuts(
     with jax.enable_x64(True):
         x = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in data.x.items()}
         z = law.response.to_fit(jnp.asarray(data.y, dtype=jnp.float64))
-        k_init, k_jitter, k_run = jax.random.split(key, 3)
+        _, k_jitter, k_run = jax.random.split(key, 3)
         start = dict(map_fit.params, sigma=_sigma_start(map_fit))
-        info = initialize_model(
-            k_init, model, model_args=(law, likelihood, x, z), dynamic_args=False,
-        )
+        names = _names(law)
         u_start = _unconstrained(law, likelihood, start)
-        names, mode_u, cov, _, unflat = _laplace(info.potential_fn, u_start, Solver(max_steps=500))
+        u0 = jnp.stack([u_start[n] for n in names])
+        mode_u, cov, _ = _laplace(law, likelihood, Solver(max_steps=500), x, z, u0)
         cov = jnp.where(jnp.all(jnp.isfinite(cov)), cov, jnp.diag(jnp.full(mode_u.shape, 1e-4)))
         chol = jnp.linalg.cholesky(cov)
         chol = jnp.where(jnp.all(jnp.isfinite(chol)), chol, jnp.diag(jnp.full(mode_u.shape, 1e-2)))
-        # sample w with u = mode + chol·w: an affine map (constant Jacobian) that makes
-        # the Laplace approximation of the posterior a standard normal
-        def whitened(w):
-            return info.potential_fn(unflat(mode_u + chol @ w))
-
-        kernel = NUTS(
-            potential_fn=whitened,
-            dense_mass=True,
-            target_accept_prob=target_accept,
-            max_tree_depth=max_tree_depth,
-        )
-        mcmc = MCMC(
-            kernel,
-            num_warmup=warmup,
-            num_samples=draws,
-            num_chains=chains,
-            chain_method=chain_method,
-            progress_bar=progress,
-        )
+        mcmc = _sampler(law, likelihood, chains, warmup, draws, float(target_accept), max_tree_depth, chain_method,
+                        bool(progress), data.n)
         w0 = jax.random.normal(k_jitter, (chains, mode_u.shape[0]))
-        mcmc.run(k_run, init_params=w0 if chains > 1 else w0[0], extra_fields=("diverging", "num_steps"))
-        w = mcmc.get_samples(group_by_chain=True)
+        mcmc.run(k_run, x, z, mode_u, chol, init_params={"w": w0 if chains > 1 else w0[0]},
+                 extra_fields=("diverging", "num_steps"))
+        w = mcmc.get_samples(group_by_chain=True)["w"]
         extra = mcmc.get_extra_fields(group_by_chain=True)
-        u = mode_u + jnp.einsum("cdj,ij->cdi", w, chol)
+        u = mode_u[None, None, :] + jnp.einsum("cdj,ij->cdi", w, chol)
         natural = _constrain(law, likelihood, unflat_draws(names, u))
         out = {n: np.asarray(natural[n]) for n in (*law.params, "sigma")}
         loglik = np.asarray(
             pointwise_log_likelihood(law, likelihood, {n: out[n] for n in law.params}, out["sigma"], x, data.y)
         )
-        mode = {n: float(v) for n, v in _constrain(law, likelihood, unflat(mode_u)).items()}
+        mode = {n: float(v) for n, v in _constrain(law, likelihood, unflat_draws(names, mode_u)).items()}
         step_size = float(jnp.mean(mcmc.last_state.adapt_state.step_size))
     num_steps = np.asarray(extra["num_steps"])
     divergences = int(np.sum(np.asarray(extra["diverging"])))

@@ -181,7 +181,7 @@ def test_nuts_method_reports_diagnostics_and_flags_a_short_run(tmp_path):
     pd.DataFrame({"C": c, "loss": y}).to_csv(path, index=False)
     out = tmp_path / "post.json"
     r = run_cli("fit", path, "--law", "pure_power_law", "--x", "C", "--y", "loss", "--method", "nuts",
-                "--chains", "2", "--warmup", "400", "--draws", "800", "--json", out, "--quiet")
+                "--chains", "2", "--warmup", "400", "--draws", "800", "--interval", "0.99", "--json", out, "--quiet")
     payload = json.loads(out.read_text())
     diag = payload["diagnostics"]
     assert {"r_hat_max", "ess_bulk_min", "divergences"} <= set(diag)
