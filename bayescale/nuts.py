@@ -34,9 +34,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
-from numpyro.infer import MCMC, NUTS
+from numpyro.infer.hmc import hmc
 from numpyro.infer.util import potential_energy
 
 from bayescale.data import Data
@@ -187,32 +185,63 @@ def _laplace(law: Law, likelihood: Likelihood, solver: Solver, x, z, u0):
     return u, cov, ok
 
 
-def _whitened_model(law: Law, likelihood: Likelihood, x, z, mode, chol):
-    """The law's model seen through ``u = mode + chol·w`` (affine: constant Jacobian)."""
-    w = numpyro.sample("w", dist.ImproperUniform(dist.constraints.real_vector, (), (mode.shape[0],)))
-    with numpyro.handlers.block():  # the inner model's sites stay inside
-        log_joint = -_potential(law, likelihood, x, z, mode + chol @ w)
-    numpyro.factor("log_joint", log_joint)
+class _Progress:
+    """Prints ``NUTS: i/total`` on stderr at every tenth of the run (once, whatever the chains)."""
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def __call__(self, i) -> None:
+        import sys
+
+        i = int(np.max(np.asarray(i))) + 1
+        if i % max(1, self.total // 10) == 0 or i == self.total:
+            print(f"  NUTS: iteration {i}/{self.total}", file=sys.stderr, flush=True)
+
+    def __eq__(self, other):
+        return isinstance(other, _Progress) and other.total == self.total
+
+    def __hash__(self):
+        return hash(("progress", self.total))
 
 
-@functools.lru_cache(maxsize=64)
-def _sampler(law: Law, likelihood: Likelihood, chains: int, warmup: int, draws: int, target_accept: float,
-             max_tree_depth: int, chain_method: str, progress: bool, n_obs: int) -> MCMC:
-    """One MCMC object per setting and data shape, reused across data sets of any values.
+@functools.partial(
+    jax.jit,
+    static_argnames=("law", "likelihood", "warmup", "draws", "target_accept", "max_tree_depth", "parallel",
+                     "progress"),
+)
+def _chains(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, warmup: int, draws: int,
+            target_accept: float, max_tree_depth: int, parallel: bool, progress: bool):
+    """NUTS chains on ``w`` with ``u = mode + chol·w`` (affine: constant Jacobian).
 
-    The data, the mode and the whitening factor are dynamic arguments
-    (``jit_model_args``), so a second fit with data of the same shape does not
-    compile again -- which also keeps long studies (calibration, comparison) from
-    piling up compiled programs.
+    One compiled program per (law, likelihood, settings, data shape): the data, the
+    mode and the whitening factor are arguments, so fitting new data of the same
+    shape -- a calibration study, a leave-future-out refit -- does not compile again.
+    Returns draws ``(chain, draw, P)``, divergences and tree sizes per draw, and
+    the adapted step size of each chain.
     """
-    kernel = NUTS(
-        functools.partial(_whitened_model, law, likelihood),
-        dense_mass=True,
-        target_accept_prob=target_accept,
-        max_tree_depth=max_tree_depth,
-    )
-    return MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=chain_method,
-                progress_bar=progress, jit_model_args=True)
+
+    def potential(w):
+        return _potential(law, likelihood, x, z, mode + chol @ w)
+
+    init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
+
+    def one_chain(key, w_init):
+        state = init_kernel(w_init, warmup, dense_mass=True, target_accept_prob=target_accept,
+                            max_tree_depth=max_tree_depth, rng_key=key)
+
+        def step(s, i):
+            s = sample_kernel(s)
+            if progress:
+                jax.debug.callback(_Progress(warmup + draws), i)
+            return s, (s.z, s.diverging, s.num_steps)
+
+        state, (w, diverging, num_steps) = jax.lax.scan(step, state, jnp.arange(warmup + draws))
+        return w[warmup:], diverging[warmup:], num_steps[warmup:], state.adapt_state.step_size
+
+    if parallel:
+        return jax.pmap(one_chain)(keys, w0)
+    return jax.vmap(one_chain)(keys, w0)
 
 
 def fit_nuts(
@@ -290,13 +319,12 @@ def fit_nuts(
         cov = jnp.where(jnp.all(jnp.isfinite(cov)), cov, jnp.diag(jnp.full(mode_u.shape, 1e-4)))
         chol = jnp.linalg.cholesky(cov)
         chol = jnp.where(jnp.all(jnp.isfinite(chol)), chol, jnp.diag(jnp.full(mode_u.shape, 1e-2)))
-        mcmc = _sampler(law, likelihood, chains, warmup, draws, float(target_accept), max_tree_depth, chain_method,
-                        bool(progress), data.n)
         w0 = jax.random.normal(k_jitter, (chains, mode_u.shape[0]))
-        mcmc.run(k_run, x, z, mode_u, chol, init_params={"w": w0 if chains > 1 else w0[0]},
-                 extra_fields=("diverging", "num_steps"))
-        w = mcmc.get_samples(group_by_chain=True)["w"]
-        extra = mcmc.get_extra_fields(group_by_chain=True)
+        w, diverging, num_steps, step_sizes = _chains(
+            law, likelihood, jax.random.split(k_run, chains), w0, x, z, mode_u, chol, warmup=warmup, draws=draws,
+            target_accept=float(target_accept), max_tree_depth=max_tree_depth,
+            parallel=chain_method == "parallel", progress=bool(progress),
+        )
         u = mode_u[None, None, :] + jnp.einsum("cdj,ij->cdi", w, chol)
         natural = _constrain(law, likelihood, unflat_draws(names, u))
         out = {n: np.asarray(natural[n]) for n in (*law.params, "sigma")}
@@ -304,9 +332,9 @@ def fit_nuts(
             pointwise_log_likelihood(law, likelihood, {n: out[n] for n in law.params}, out["sigma"], x, data.y)
         )
         mode = {n: float(v) for n, v in _constrain(law, likelihood, unflat_draws(names, mode_u)).items()}
-        step_size = float(jnp.mean(mcmc.last_state.adapt_state.step_size))
-    num_steps = np.asarray(extra["num_steps"])
-    divergences = int(np.sum(np.asarray(extra["diverging"])))
+        step_size = float(jnp.mean(step_sizes))
+    num_steps = np.asarray(num_steps)
+    divergences = int(np.sum(np.asarray(diverging)))
     depth_hits = int(np.sum(num_steps >= 2**max_tree_depth - 1))
     r_hat, ess_bulk, ess_tail = _convergence(out)
     result = NutsResult(
