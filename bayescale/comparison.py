@@ -31,10 +31,11 @@ import jax
 import numpy as np
 import pandas as pd
 
+from bayescale.data import Data
 from bayescale.forecast import draws_of, forecast
 from bayescale.model import pointwise_log_likelihood
 
-__all__ = ["compare", "leave_future_out", "loo", "refit", "waic"]
+__all__ = ["compare", "leave_future_out", "loo", "refit", "score_heldout", "waic"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,13 +158,24 @@ def leave_future_out(result, holdout, *, key, interval: float = 0.9) -> dict[str
         raise ValueError(f"holdout {holdout!r} selects {int(mask.sum())} of {data.n} rows; it must leave both sides")
     k_fit, k_pred = jax.random.split(key)
     fitted = refit(result, ~mask, key=k_fit)
-    test = data.select(mask)
+    out = score_heldout(fitted, data.select(mask), key=k_pred, interval=interval)
+    out.update(n_fit=int((~mask).sum()), fit=fitted)
+    return out
+
+
+def score_heldout(fitted, test: Data, *, key, interval: float = 0.9) -> dict[str, object]:
+    """Score a fit's forecasts of the runs in ``test`` (which it did not see).
+
+    Returns ``elpd_lfo`` (summed log predictive density of the held-out ``y``),
+    ``mre`` and ``mae`` of the point forecast (credible median), ``coverage`` (share
+    inside the ``interval`` predictive band), ``n_heldout`` and a per-run ``table``.
+    """
     d = draws_of(fitted)
     with jax.enable_x64(True):
         ll = np.asarray(pointwise_log_likelihood(d.law, d.likelihood, d.params, d.sigma, test.x, test.y))
     flat = ll.reshape(-1, ll.shape[-1])
     lpd = np.logaddexp.reduce(flat, axis=0) - np.log(flat.shape[0])
-    f = forecast(fitted, test.x, key=k_pred, interval=interval)
+    f = forecast(fitted, test.x, key=key, interval=interval)
     inside = (test.y >= f.predictive.lo) & (test.y <= f.predictive.hi)
     rel = np.abs(f.estimate - test.y) / np.abs(test.y)
     table = pd.DataFrame({
@@ -175,10 +187,8 @@ def leave_future_out(result, holdout, *, key, interval: float = 0.9) -> dict[str
         "mre": float(rel.mean()),
         "mae": float(np.abs(f.estimate - test.y).mean()),
         "coverage": float(inside.mean()),
-        "n_heldout": int(mask.sum()),
-        "n_fit": int((~mask).sum()),
+        "n_heldout": int(test.n),
         "table": table,
-        "fit": fitted,
     }
 
 

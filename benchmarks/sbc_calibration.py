@@ -34,9 +34,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--laws", default="power_law,chinchilla")
     ap.add_argument("--datasets", type=int, default=50)
-    ap.add_argument("--chains", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=500)
-    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=1000)
+    ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     for i, name in enumerate(args.laws.split(",")):
@@ -55,6 +55,12 @@ def main(argv=None):
             print(f"    {q:>14}: {v:.2f}")
         print(f"  overall: {study.overall:.3f} over {len(study.table)} (data set, quantity) pairs")
         print(f"  rank histogram (5 bins, expect {len(ranks) / 5:.0f} each): {hist.tolist()}")
+        for q, group in study.table.groupby("quantity", sort=False):
+            h = np.histogram(group["rank"], bins=5, range=(0, 1))[0]
+            print(f"    {q:>14} ranks: {h.tolist()}")
+        trusted = study.table[study.table.ok]
+        if len(trusted):
+            print(f"  coverage over the {trusted.dataset.nunique()} fits not flagged: {trusted.inside.mean():.3f}")
 
 
 if __name__ == "__main__":
