@@ -65,3 +65,22 @@ def plot_compute_optimal(curves: Mapping[str, Allocation], *, ax=None, styles: M
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(frameon=False, fontsize=8)
     return ax
+
+
+def plot_bands(x, bands, *, ax=None, xlabel: str = "training compute C [FLOPs]",
+               ylabel: str = "compute-optimal parameters N*", logx: bool = True, logy: bool = True):
+    """Median line and shaded central band for each ``label -> Band`` over the same ``x``."""
+    ax = _axes(ax)
+    for label, b in bands.items():
+        (line,) = ax.plot(x, np.asarray(b.median), label=f"{label} (median)")
+        ax.fill_between(x, np.asarray(b.lo), np.asarray(b.hi), color=line.get_color(), alpha=0.2,
+                        label=f"{label} {b.interval:.0%} band")
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+    return ax
