@@ -5,6 +5,10 @@ user's own), and for any weighted *validation mix* of several fitted losses,
 
     N*(C) = argmin_N  sum_s w_s · L_s(N, C / (6 N)),   D*(C) = C / (6 N*).
 
+``L_s`` is the law's *cost* in natural units: the loss for a loss law, the error rate
+``1 - Q`` for an accuracy law (so the optimum maximises accuracy); ``Allocation.loss``
+reports that cost at the optimum.
+
 The minimum is found numerically in ``log N`` (a 241-point scan over twelve
 e-folds either side of sqrt(C/6), then golden-section and Newton refinement), so one
 implementation serves a single law, a mix of laws, one parameter set and arrays
@@ -63,7 +67,7 @@ def _optimum(laws: tuple[Law, ...], params: tuple, weights, log_c, flops_per_tok
 
     def mix_loss(u):
         x = {"N": jnp.exp(u), "D": jnp.exp(log_budget - u)}
-        return sum(w * law.predict(p, x) for law, p, w in zip(laws, params, weights))
+        return sum(w * law.response.cost(law.predict(p, x)) for law, p, w in zip(laws, params, weights))
 
     centre = 0.5 * log_budget
     grid = centre + jnp.linspace(-_HALF_WIDTH, _HALF_WIDTH, _SCAN)

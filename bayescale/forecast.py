@@ -184,15 +184,17 @@ def _reach(law: Law, params, target, flops_per_token_param: float):
 
     frontier = set(law.covariate_names) == {"N", "D"}
 
-    def value(log_c):
+    def value(log_c):  # the law's cost (loss, or error rate 1 - Q) at the best allocation of C
         if frontier:
-            _, loss, _ = _optimum((law,), (params,), jnp.ones(1), log_c, flops_per_token_param)
-            return loss
-        return law.predict(params, {"C": jnp.exp(log_c)})
+            _, cost, _ = _optimum((law,), (params,), jnp.ones(1), log_c, flops_per_token_param)
+            return cost
+        return law.response.cost(law.predict(params, {"C": jnp.exp(log_c)}))
+
+    target = law.response.cost(target)
 
     lo, hi = jnp.asarray(_LOG_C_RANGE[0]), jnp.asarray(_LOG_C_RANGE[1])
     v_lo, v_hi = value(lo), value(hi)
-    falling = v_hi < v_lo  # a loss falls with compute, an accuracy rises
+    falling = v_hi < v_lo  # a cost falls with compute (unless the law says otherwise)
     reached = jnp.where(falling, v_hi <= target, v_hi >= target)
     already = jnp.where(falling, v_lo <= target, v_lo >= target)
 

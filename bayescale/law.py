@@ -74,6 +74,10 @@ class Loss:
     def describe(self) -> str:
         return "log y"
 
+    def cost(self, y: Array) -> Array:
+        """What compute-optimal allocation minimises: the loss itself."""
+        return y
+
 
 @dataclasses.dataclass(frozen=True)
 class ChanceAccuracy:
@@ -106,6 +110,10 @@ class ChanceAccuracy:
     def describe(self) -> str:
         return f"log(-log Q'), Q_rand={self.chance:g}"
 
+    def cost(self, y: Array) -> Array:
+        """What compute-optimal allocation minimises: the error rate ``1 - Q``."""
+        return 1.0 - y
+
 
 @dataclasses.dataclass(frozen=True)
 class Accuracy:
@@ -124,6 +132,10 @@ class Accuracy:
 
     def describe(self) -> str:
         return "Q"
+
+    def cost(self, y: Array) -> Array:
+        """What compute-optimal allocation minimises: the error rate ``1 - Q``."""
+        return 1.0 - y
 
 
 Response = Loss | ChanceAccuracy | Accuracy

@@ -76,3 +76,17 @@ def test_edge_optimum_is_flagged():
     assert closed_form(flat, c) < np.sqrt(c / 6) * np.exp(-12)  # outside the scanned range
     assert not bs.compute_optimal(laws.chinchilla, flat, c).interior.all()
     assert bs.compute_optimal(laws.chinchilla, EPOCH, c).interior.all()
+
+
+def test_an_accuracy_law_is_allocated_to_maximise_accuracy():
+    """For an accuracy law of N and D the optimum minimises the error 1 - Q, not Q."""
+    p = dict(A=300.0, alpha=0.3, B=2000.0, beta=0.35)
+    law = bs.laws.tpr.with_chance(0.25)
+    alloc = bs.compute_optimal(law, p, 1e21)
+    n_grid = np.geomspace(1e7, 1e13, 4001)
+    acc = bs.predict(law, p, dict(N=n_grid, D=1e21 / (6 * n_grid)))
+    assert alloc.N == pytest.approx(n_grid[np.argmax(acc)], rel=0.01)
+    assert float(alloc.loss) == pytest.approx(1 - acc.max(), rel=1e-6)
+    # and the compute that reaches a target accuracy is the least on that frontier
+    c = bs.compute_to_reach(law, float(acc.max()), params=p)
+    assert c == pytest.approx(1e21, rel=0.01)
