@@ -38,3 +38,25 @@ def test_chinchilla_replication(tmp_path):
         assert band["lo"] < tpp["MAP"]["tokens_per_param"]["median"] < band["hi"], method
         assert band["hi"] - band["lo"] > 2.0, method  # a real band, not a point
     assert (tmp_path / "chinchilla_n_star.png").stat().st_size > 10_000
+
+
+def test_skills_compute_optima(tmp_path):
+    head = run_notebook("skills_compute_optima", tmp_path)
+    assert len(head["per_corpus"]) == 3
+    for row in head["per_corpus"]:
+        for skill in ("web", "code"):
+            assert row[f"{skill}_N_lo"] < row[f"{skill}_N_median"] < row[f"{skill}_N_hi"], row
+            assert 1e8 < row[f"{skill}_N_median"] < 1e12, row  # N* at 1e21 FLOPs on the scale of real models
+        assert 0.0 <= row["p_code_below_web"] <= 1.0
+        assert row["ratio_lo"] < row["ratio_median"] < row["ratio_hi"]
+        # the probability and the ratio band tell the same story
+        if row["ratio_hi"] < 1.0:
+            assert row["p_code_below_web"] > 0.9
+    for corpus, shift in head["mix_shift_at_w1"].items():
+        assert shift["shift_lo"] <= shift["shift_median"] <= shift["shift_hi"], corpus
+    iso = head["isoflop"]
+    lo, _, hi = iso["exponent"]
+    assert lo < iso["exponent_true"] < hi
+    for known, lo, hi in zip(iso["n_star_known"], iso["n_star_lo"], iso["n_star_hi"]):
+        assert lo < known < hi  # the known N* is recovered inside its band
+    assert (tmp_path / "skills_n_star.png").stat().st_size > 10_000

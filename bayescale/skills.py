@@ -1,0 +1,121 @@
+"""Skill-dependent compute optima (Roberts et al. 2025): mixes of skills and IsoFLOP analysis.
+
+* :func:`mix_curve` -- N*(C) of the validation mix ``w·L_b + (1 - w)·L_a`` as the weight
+  ``w`` moves from 0 to 1, with bands, and its shift relative to ``w = 0``: the paper's
+  "the validation mix moves N* by up to ~50 %", with an interval.
+* :func:`isoflop_analysis` -- for each compute budget, the parabola-in-log-N law
+  (:data:`bayescale.laws.isoflop`) is fitted to the sizes trained at that budget, its
+  vertex N*(C_i) gets draws (bootstrap or posterior), and N*(C) = K·C^a is fitted
+  through the vertices draw by draw, so the exponent, K and N* at any budget carry bands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayescale.bands import Band, band
+from bayescale.data import DataError, from_frame
+from bayescale.forecast import _paired, optimal_bands
+
+__all__ = ["IsoflopAnalysis", "isoflop_analysis", "mix_curve"]
+
+
+def mix_curve(result_a, result_b, weights: Sequence[float], compute: float, *, interval: float = 0.9) -> pd.DataFrame:
+    """N* of the mix ``(1 - w)·L_a + w·L_b`` at ``compute`` for each weight ``w``.
+
+    Returns one row per weight: ``weight, N_median, N_lo, N_hi`` and the relative shift
+    ``shift = N*(w) / N*(0) - 1`` (computed draw by draw, so its band accounts for the
+    correlation between the two ends) with ``shift_median, shift_lo, shift_hi``.
+    """
+    a, b = _paired([result_a, result_b])
+    base = np.asarray(optimal_bands(a, compute, interval=interval)[0].N)
+    rows = []
+    for w in weights:
+        if w <= 0.0:
+            alloc, _ = optimal_bands(a, compute, interval=interval)
+        elif w >= 1.0:
+            alloc, _ = optimal_bands(b, compute, interval=interval)
+        else:
+            alloc, _ = optimal_bands(None, compute, interval=interval, mix=[(a, 1.0 - w), (b, w)])
+        n = np.asarray(alloc.N)
+        nb, sb = band(n, interval), band(n / base - 1.0, interval)
+        rows.append(dict(weight=float(w), N_median=float(nb.median), N_lo=float(nb.lo), N_hi=float(nb.hi),
+                         shift_median=float(sb.median), shift_lo=float(sb.lo), shift_hi=float(sb.hi)))
+    return pd.DataFrame(rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class IsoflopAnalysis:
+    """Vertices per budget (``vertices``), the fitted N*(C) = K·C^a and its draws.
+
+    ``exponent`` and ``log_k`` are ``(draw,)`` arrays (one least-squares fit through the
+    vertices per joint draw); :meth:`n_star` gives N*(C) draws at any budgets.
+    """
+
+    vertices: pd.DataFrame
+    exponent: np.ndarray
+    log_k: np.ndarray
+    interval: float
+
+    @property
+    def exponent_band(self) -> Band:
+        return band(self.exponent[None, :], self.interval)
+
+    def n_star(self, compute) -> tuple[np.ndarray, Band]:
+        c = np.log(np.atleast_1d(np.asarray(compute, dtype=float)))
+        draws = np.exp(self.log_k[:, None] + self.exponent[:, None] * c[None, :])
+        return draws, band(draws[None], self.interval)
+
+
+def isoflop_analysis(
+    frame: pd.DataFrame,
+    *,
+    fit: Callable,
+    compute: str = "C",
+    size: str = "N",
+    y: str = "loss",
+    interval: float = 0.9,
+    min_sizes: int = 4,
+) -> IsoflopAnalysis:
+    """IsoFLOP analysis of ``frame`` (one row per run: budget, model size, loss).
+
+    ``fit(law, data) -> result`` fits :data:`bayescale.laws.isoflop` per budget and must
+    give draws (``functools.partial(fit_bootstrap, key=k)`` or ``functools.partial(fit_nuts,
+    key=k)``).  Budgets with fewer than ``min_sizes`` distinct sizes are skipped (a parabola
+    needs at least 3 points, and a vertex outside the trained sizes is an extrapolation:
+    it is flagged in the ``inside`` column).
+    """
+    from bayescale import laws
+    from bayescale.forecast import draws_of
+
+    rows, vertex_draws = [], []
+    for c, group in frame.groupby(compute):
+        if group[size].nunique() < min_sizes:
+            continue
+        try:
+            data = from_frame(group, laws.isoflop, x=[size], y=y)
+        except DataError as exc:
+            raise DataError(f"budget {c:g}: {exc}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = fit(laws.isoflop, data)
+        d = draws_of(result)
+        n_star = np.asarray(d.params["N_star"]).reshape(-1)
+        b = band(n_star[None], interval)
+        rows.append(dict(C=float(c), sizes=int(group[size].nunique()), N_star_median=float(b.median),
+                         N_star_lo=float(b.lo), N_star_hi=float(b.hi),
+                         inside=bool(group[size].min() <= b.median <= group[size].max())))
+        vertex_draws.append(n_star)
+    if len(rows) < 2:
+        raise DataError(f"IsoFLOP analysis needs at least 2 budgets with {min_sizes}+ sizes; found {len(rows)}")
+    n = min(len(v) for v in vertex_draws)
+    log_n = np.log(np.stack([v[:n] for v in vertex_draws], axis=1))  # (draw, budget)
+    log_c = np.log(np.array([r["C"] for r in rows]))
+    design = np.column_stack([np.ones_like(log_c), log_c])
+    coef, *_ = np.linalg.lstsq(design, log_n.T, rcond=None)  # (2, draw)
+    return IsoflopAnalysis(vertices=pd.DataFrame(rows), exponent=coef[1], log_k=coef[0], interval=interval)
