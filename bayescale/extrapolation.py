@@ -12,7 +12,9 @@ The protocol of Krajewski et al. (2025): split the runs by a condition (``"C > 6
 Any list of laws at once: direct, direct_ceiling, bnsl, tpr, pass_at_k (each reads its
 covariate columns by name: ``C``, ``N``, ``D``, ``k``) and the two-stage laws (through
 the ``proxy`` column).  For chance-normalised laws only runs with Q >= Q_rand + margin are
-fitted, as the paper does; held-out runs are all scored.  ``fit`` is the fitting
+fitted, as the paper does; held-out runs are scored if ``Q_rand < Q < 1`` (a relative
+error to Q = 0 is undefined), the same runs for every law of a task, and the others
+are counted in ``n_heldout_unscored``.  ``fit`` is the fitting
 method: MAP by default (bands from the plug-in residual noise only), or
 ``functools.partial(bayescale.fit_nuts, key=k)`` / a bootstrap for parameter uncertainty.
 """
@@ -127,11 +129,19 @@ def extrapolation_study(
     for t in tasks:
         sel = np.ones(len(frame), bool) if t is None else (frame[task] == t).to_numpy()
         sub, mask = frame[sel], mask_all[sel]
-        train, test = sub[~mask], sub[mask]
         q = chance.get(t, 0.0) if isinstance(chance, Mapping) else float(chance)
+        train, test = sub[~mask], sub[mask]
+        # relative errors and chance-normalised densities need chance < y < 1; the same
+        # held-out runs are scored for every law of a task
+        representable = (test[y] > q) & (test[y] < 1.0)
+        skipped = int((~representable).sum())
+        test = test[representable]
         for law in laws:
-            row = {"task": t, "law": law.name, "n_fit": len(train), "n_heldout": len(test)}
+            row = {"task": t, "law": law.name, "n_fit": len(train), "n_heldout": len(test),
+                   "n_heldout_unscored": skipped}
             try:
+                if test.empty:
+                    raise DataError(f"task {t!r}: no held-out run with {q:g} < {y} < 1 to score")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     result = _fit_one(law, train, y=y, proxy=proxy, chance=q, margin=margin, fit=fit)

@@ -1,0 +1,154 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Downstream accuracy straight from compute vs the two-stage route (Krajewski et al. 2025)
+#
+# The paper's main extrapolation table: DCLM mix, tokens per parameter 20, fit every law on
+# the runs with 3e18 <= C <= 6e21, forecast the 8 larger runs (up to 3.8e22 FLOPs), score each
+# benchmark by MRE and MAE and average over 12 benchmarks.  Then: the direct law's 90 %
+# predictive bands (NUTS) and how many held-out runs fall inside; the across-TPR law; pass@k.
+#
+# Data: `../shared/data/apple-downstream/` (not redistributable; the upstream defects its README
+# lists are filtered by `bs.datasets.read_apple_downstream`).  Metric choices, stated: the paper
+# does not say whether it used `acc` or `acc_norm` for the multiple-choice tasks, so both are
+# reported; GSM8K, TriviaQA and WebQS use `exact_match`; HumanEval and LBPP use `pass@1`.
+# Chance levels: 0.25 for 4-way multiple choice (ARC, HellaSwag, SciQ), 0.5 for PIQA and
+# Winogrande, 0 for generative tasks.  Chance-normalised laws are fitted on runs with
+# Q >= Q_rand + 0.05 only, as in the paper.
+
+# %%
+import dataclasses
+import functools
+import json
+import os
+from pathlib import Path
+
+import jax
+import pandas as pd
+
+import bayescale as bs
+from bayescale import laws
+from bayescale.extrapolation import extrapolation_study
+
+SMALL = os.environ.get("BAYESCALE_NOTEBOOK_SCALE", "full") == "small"
+CHAINS, WARMUP, DRAWS = (2, 300, 300) if SMALL else (4, 1000, 1000)
+OUT = Path(os.environ.get("BAYESCALE_NOTEBOOK_OUT", Path("notebooks") / "out"))
+OUT.mkdir(parents=True, exist_ok=True)
+DATA = Path(os.environ.get("BAYESCALE_SHARED_DATA", Path("..") / "shared" / "data"))
+
+# benchmark -> (metric, chance); "acc" tasks with an acc_norm variant are listed in NORM
+BENCHMARKS = {
+    "arc_easy": ("acc", 0.25), "arc_challenge": ("acc", 0.25), "sciq": ("acc", 0.25), "piqa": ("acc", 0.5),
+    "hellaswag": ("acc", 0.25), "webqs_1shot": ("exact_match", 0.0), "winogrande": ("acc", 0.5),
+    "lambada_openai": ("acc", 0.0), "triviaqa_1shot": ("exact_match", 0.0), "gsm8k_cot_llama": ("exact_match", 0.0),
+    "humaneval-py": ("pass@1", 0.0), "lbpp": ("pass@1", 0.0),
+}
+NORM = {"arc_easy", "arc_challenge", "sciq", "piqa", "hellaswag"}
+# the paper's reported 12-benchmark averages (METHODS.md; approximate), for reference only
+PAPER_MRE = {"direct": 0.0196, "bnsl": 0.0271, "two_stage_linear": 0.0667, "two_stage_logistic": 0.0635}
+
+# %%
+raw = bs.datasets.read_apple_downstream(DATA / "apple-downstream" / "metrics_dclm_data_mixture.subset.csv")
+loss = (raw[(raw.benchmark == "dclm") & (raw.metric_type == "cross_entropy_loss")]
+        [["tokens", "tpr", "score"]].rename(columns={"score": "val_loss"}))
+
+
+def task_frame(variant: str, tpr=(20,)) -> pd.DataFrame:
+    parts = []
+    for bench, (metric, chance) in BENCHMARKS.items():
+        if variant == "acc_norm" and bench in NORM:
+            metric = "acc_norm"
+        rows = raw[(raw.benchmark == bench) & (raw.metric_type == metric) & raw.tpr.isin(tpr) & (raw.C >= 3e18)]
+        rows = rows[["tokens", "tpr", "C", "N", "D", "score"]].merge(loss, on=["tokens", "tpr"])
+        parts.append(rows.assign(task=bench, metric=metric))
+    return pd.concat(parts, ignore_index=True)
+
+
+CHANCE = {b: q for b, (_, q) in BENCHMARKS.items()}
+# the small (test-suite) scale draws bands and the across-TPR law for 4 benchmarks only
+SUBSET = ["arc_easy", "hellaswag", "piqa", "humaneval-py"] if SMALL else list(BENCHMARKS)
+METHODS = [laws.direct, laws.direct_ceiling, laws.bnsl, laws.two_stage_linear, laws.two_stage_logistic]
+
+# %% [markdown]
+# ## Per-benchmark MRE of every method (MAP fits, Huber objective, as in the paper)
+
+# %%
+studies = {"acc": extrapolation_study(task_frame("acc"), METHODS, y="score", holdout="C > 6e21",
+                                     key=jax.random.key(0), task="task", proxy="val_loss", chance=CHANCE)}
+# acc_norm differs only for the multiple-choice tasks; the others are shared with acc
+norm_frame = task_frame("acc_norm")
+norm = extrapolation_study(norm_frame[norm_frame.task.isin(NORM)], METHODS, y="score", holdout="C > 6e21",
+                           key=jax.random.key(0), task="task", proxy="val_loss", chance=CHANCE)
+shared = studies["acc"]
+studies["acc_norm"] = dataclasses.replace(
+    norm,
+    table=pd.concat([norm.table, shared.table[~shared.table.task.isin(NORM)]], ignore_index=True),
+    runs=pd.concat([norm.runs, shared.runs[~shared.runs.task.isin(NORM)]], ignore_index=True),
+)
+mre = pd.concat({v: s.table.pivot(index="task", columns="law", values="mre") for v, s in studies.items()}, axis=1)
+mre.round(4)
+
+# %%
+averages = pd.DataFrame({v: s.table.groupby("law")["mre"].mean() for v, s in studies.items()})
+averages["paper"] = pd.Series(PAPER_MRE)
+averages.round(4)
+
+# %% [markdown]
+# ## The direct law's 90 % predictive bands (NUTS, Student-t): how many held-out runs fall inside
+
+# %%
+nuts = functools.partial(bs.fit_nuts, key=jax.random.key(1), chains=CHAINS, warmup=WARMUP, draws=DRAWS)
+acc_frame = task_frame("acc")
+bands = extrapolation_study(acc_frame[acc_frame.task.isin(SUBSET)], [laws.direct], y="score", holdout="C > 6e21", key=jax.random.key(2),
+                            task="task", chance=CHANCE, fit=nuts)
+coverage = bands.runs.groupby("task")["inside"].agg(["sum", "count", "mean"])
+coverage
+
+# %% [markdown]
+# ## Across token-to-parameter ratios: -log Q' = A·N^-alpha + B·D^-beta
+#
+# All five TPRs; held out: C > 6e21 or TPR > 80 (MAP).
+
+# %%
+all_tpr = task_frame("acc", tpr=(10, 20, 40, 80, 160))
+across = extrapolation_study(
+    all_tpr[all_tpr.task.isin(SUBSET)], [laws.tpr], y="score", holdout="C > 6e21 or tpr > 80",
+    key=jax.random.key(3), task="task", chance=CHANCE,
+)
+across.table[["task", "n_fit", "n_heldout", "mre", "mae"]]
+
+# %% [markdown]
+# ## pass@k on HumanEval: fit C < 6e21 and k <= 32, forecast the rest
+
+# %%
+he = raw[(raw.benchmark == "humaneval-py") & raw.k.notna() & (raw.tpr == 20) & (raw.C >= 3e18)]
+he = he[(he.score > 0) & (he.score < 1)][["C", "k", "score"]].reset_index(drop=True)
+passk = extrapolation_study(he, [laws.pass_at_k], y="score", holdout="C >= 6e21 or k > 32", key=jax.random.key(4))
+passk.table[["n_fit", "n_heldout", "mre", "mae"]]
+
+# %%
+headline = {
+    "mre": {v: s.table.set_index(["task", "law"])["mre"].unstack().to_dict() for v, s in studies.items()},
+    "average_mre": averages.drop(columns="paper").to_dict(),
+    "paper_average_mre": PAPER_MRE,
+    "direct_coverage_90": {t: {"inside": int(r["sum"]), "heldout": int(r["count"])} for t, r in coverage.iterrows()},
+    "direct_coverage_90_all": float(bands.runs["inside"].mean()),
+    "across_tpr_mre": float(across.table["mre"].mean()),
+    "pass_at_k_mre": float(passk.table["mre"].iloc[0]),
+    "scale": "small" if SMALL else "full",
+}
+(OUT / "downstream_direct_vs_two_stage.json").write_text(json.dumps(headline, indent=2))
+pd.concat({v: s.runs for v, s in studies.items()}, names=["variant", "i"]).to_csv(OUT / "downstream_runs.csv")
+print(json.dumps({k: headline[k] for k in ("average_mre", "direct_coverage_90_all", "across_tpr_mre",
+                                           "pass_at_k_mre")}, indent=1))
