@@ -9,20 +9,34 @@ does not import matplotlib.  Every entry point runs in float64 internally.
 """
 
 from bayescale import datasets, laws
-from bayescale.bootstrap import BootstrapResult, Clusters, Pairs, Race, Residuals, fit_bootstrap
-from bayescale.bands import Band, band
 from bayescale.allocation import Allocation, compute_optimal, mix_compute_optimal
+from bayescale.bands import Band, band
+from bayescale.bootstrap import (
+    BootstrapResult,
+    Clusters,
+    Pairs,
+    Race,
+    Residuals,
+    fit_bootstrap,
+)
+from bayescale.comparison import compare, leave_future_out, loo, waic
+from bayescale.conversion import to_datatree
 from bayescale.data import Data, DataError, from_arrays, from_frame
+from bayescale.forecast import (
+    Draws,
+    Forecast,
+    compute_to_reach,
+    draws_of,
+    forecast,
+    optimal_bands,
+)
 from bayescale.law import Accuracy, ChanceAccuracy, Covariate, Law, Loss
 from bayescale.laws import LAWS, compose, get_law
+from bayescale.model import Gaussian, HuberLikelihood, StudentT
+from bayescale.nuts import NutsResult, fit_nuts
 from bayescale.objective import Huber, SquaredError
 from bayescale.optimization import MapResult, Solver, fit_map
 from bayescale.prediction import predict, predict_fit_space
-from bayescale.model import Gaussian, HuberLikelihood, StudentT
-from bayescale.nuts import NutsResult, fit_nuts
-from bayescale.forecast import Draws, Forecast, compute_to_reach, draws_of, forecast, optimal_bands
-from bayescale.comparison import compare, leave_future_out, loo, waic
-from bayescale.conversion import to_datatree
 from bayescale.staged import fit_two_stage
 
 __version__ = "0.1.0"

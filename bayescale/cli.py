@@ -43,6 +43,21 @@ examples:
 """
 
 
+FORECAST_EXAMPLE = """\
+examples:
+  # accuracy at 1e22 and 1e23 FLOPs from the direct law, posterior bands
+  bayescale forecast evals.csv --law direct --x C --y acc --chance 0.25 --at "C=1e22,1e23" --method nuts
+
+  # loss of a 70B model trained on 1.4T tokens, bootstrap bands
+  bayescale forecast runs.csv --law chinchilla --x N,D --y loss --at "N=7e10;D=1.4e12" --method bootstrap
+"""
+
+OPTIMAL_EXAMPLE = """\
+examples:
+  # N*, D* and tokens per parameter at two budgets, bootstrap intervals
+  bayescale optimal runs.csv --law chinchilla --x N,D --y loss --compute 1e21,5.88e23 --method bootstrap
+"""
+
 _LIKELIHOODS = {"student-t": "StudentT", "gaussian": "Gaussian", "huber": "HuberLikelihood"}
 
 
@@ -59,42 +74,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fit = sub.add_parser(
-        "fit",
-        help="fit a law to a CSV table and print its parameters",
-        description="Fit a scaling law to a tidy CSV table (one row per run).",
-        epilog=FIT_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    fit.add_argument("data", help="CSV file, one row per run (or per run x metric)")
-    fit.add_argument("--law", required=True, help=f"law name: {', '.join(LAWS)}")
-    fit.add_argument("--x", required=True, help="covariate column(s), comma-separated, in the law's order")
-    fit.add_argument("--y", required=True, help="response column (loss or accuracy)")
-    fit.add_argument("--where", help='pandas query selecting rows, e.g. "loss < 3.4"')
-    fit.add_argument(
-        "--derive",
-        action="append",
-        default=[],
-        metavar="NAME=EXPR",
-        help="add a column computed with pandas eval before fitting (repeatable)",
-    )
-    fit.add_argument("--chance", type=float, help="chance level Q_rand of an accuracy law (e.g. 0.25)")
-    fit.add_argument("--proxy", help="intermediate (loss) column of a two-stage law")
-    fit.add_argument("--method", default="map", choices=["map", "bootstrap", "nuts"],
-                     help="fitting method (default: map)")
-    fit.add_argument("--keep", type=int, default=64, help="starts polished after screening the grid (default 64)")
-    fit.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    fit.add_argument("--starts", type=int, default=64, help="bootstrap starts per resample (default 64)")
-    fit.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
-    fit.add_argument("--warmup", type=int, default=1000, help="NUTS warmup iterations per chain (default 1000)")
-    fit.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (default 1000)")
-    fit.add_argument("--likelihood", default="student-t", choices=sorted(_LIKELIHOODS),
-                     help="NUTS observation model in fit space (default student-t, df 4)")
-    fit.add_argument("--interval", type=float, default=0.9, help="central interval for lo/hi (default 0.9)")
-    fit.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (MAP is deterministic)")
-    fit.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    fit.add_argument("--json", help="write the result as JSON to this path")
-    fit.add_argument("--allow-warnings", action="store_true", help="exit 0 even if the fit did not converge")
+    commands = {
+        "fit": ("fit a law to a CSV table and print its parameters",
+                "Fit a scaling law to a tidy CSV table (one row per run).", FIT_EXAMPLE),
+        "forecast": ("fit a law and forecast new runs, with intervals",
+                     "Fit a scaling law and forecast it at new covariates (estimate, lo, hi per point).",
+                     FORECAST_EXAMPLE),
+        "optimal": ("compute-optimal N*, D* and tokens per parameter, with intervals",
+                    "Fit a law of N and D and report the compute-optimal allocation at given budgets.",
+                    OPTIMAL_EXAMPLE),
+    }
+    cmds = {}
+    for name, (help_line, description, example) in commands.items():
+        cmds[name] = sub.add_parser(name, help=help_line, description=description, epilog=example,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_fit_arguments(cmds[name], LAWS)
+    cmds["forecast"].add_argument("--at", required=True, metavar="COL=V1,V2[;COL=..]",
+                                  help='points to forecast, e.g. "C=1e22,1e23" or "N=7e10;D=1.4e12"')
+    optimal = cmds["optimal"]
+    optimal.add_argument("--compute", required=True, metavar="C1,C2", help="budgets in FLOPs, e.g. 1e21,5.88e23")
 
     demo = sub.add_parser("demo", help="fit the bundled Gadre et al. runs and write a plot")
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
@@ -102,6 +100,33 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--resamples", type=int, default=200, help="bootstrap resamples per fit (default 200)")
     demo.add_argument("--starts", type=int, default=16, help="bootstrap starts per resample (default 16)")
     return parser
+
+
+def _add_fit_arguments(cmd, laws) -> None:
+    cmd.add_argument("data", help="CSV file, one row per run (or per run x metric)")
+    cmd.add_argument("--law", required=True, help=f"law name: {', '.join(laws)}")
+    cmd.add_argument("--x", required=True, help="covariate column(s), comma-separated, in the law's order")
+    cmd.add_argument("--y", required=True, help="response column (loss or accuracy)")
+    cmd.add_argument("--where", help='pandas query selecting rows, e.g. "loss < 3.4"')
+    cmd.add_argument("--derive", action="append", default=[], metavar="NAME=EXPR",
+                     help="add a column computed with pandas eval before fitting (repeatable)")
+    cmd.add_argument("--chance", type=float, help="chance level Q_rand of an accuracy law (e.g. 0.25)")
+    cmd.add_argument("--proxy", help="intermediate (loss) column of a two-stage law")
+    cmd.add_argument("--method", default="map", choices=["map", "bootstrap", "nuts"],
+                     help="fitting method (default: map)")
+    cmd.add_argument("--keep", type=int, default=64, help="starts polished after screening the grid (default 64)")
+    cmd.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    cmd.add_argument("--starts", type=int, default=64, help="bootstrap starts per resample (default 64)")
+    cmd.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
+    cmd.add_argument("--warmup", type=int, default=1000, help="NUTS warmup iterations per chain (default 1000)")
+    cmd.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (default 1000)")
+    cmd.add_argument("--likelihood", default="student-t", choices=sorted(_LIKELIHOODS),
+                     help="NUTS observation model in fit space (default student-t, df 4)")
+    cmd.add_argument("--interval", type=float, default=0.9, help="central interval for lo/hi (default 0.9)")
+    cmd.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (MAP is deterministic)")
+    cmd.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    cmd.add_argument("--json", help="write the result as JSON to this path")
+    cmd.add_argument("--allow-warnings", action="store_true", help="exit 0 even if the fit did not converge")
 
 
 def _read_table(path: str):
@@ -196,46 +221,14 @@ def _print_table(result, bands=None, out=sys.stdout) -> None:
 
 
 def _cmd_fit(args) -> int:
-    from bayescale.data import DataError, from_frame
-    from bayescale.laws import get_law
-    from bayescale.optimization import fit_map
-    from bayescale.staged import fit_two_stage
-
     t0 = time.perf_counter()
-    try:
-        law = get_law(args.law)
-    except KeyError as exc:
-        raise InputError(exc.args[0]) from None
-    if args.chance is not None:
-        try:
-            law = law.with_chance(args.chance)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-    for flag in ("keep", "resamples", "starts", "chains", "warmup", "draws"):
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
-    if not 0.0 < args.interval < 1.0:
-        raise InputError(f"--interval must lie in (0, 1), got {args.interval}")
+    law, frame, x = _prepare(args)
     if args.method == "bootstrap" and law.stages:
         raise InputError(f"--method bootstrap is not available for the two-stage law {law.name!r} yet; use --method map")
-    frame = _derive(_read_table(args.data), args.derive)
-    x = [c.strip() for c in args.x.split(",") if c.strip()]
     if args.method == "nuts":
         return _fit_nuts(args, law, frame, x, t0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            if law.stages:
-                if not args.proxy:
-                    raise InputError(f"law {law.name!r} is two-stage: name the intermediate loss column with --proxy")
-                result = fit_two_stage(law, frame, x=x, proxy=args.proxy, y=args.y, where=args.where, keep=args.keep)
-            else:
-                if args.proxy:
-                    raise InputError(f"--proxy applies to two-stage laws only; {law.name!r} is not one")
-                data = from_frame(frame, law, x=x, y=args.y, where=args.where)
-                result = fit_map(law, data, keep=args.keep)
-    except DataError as exc:
-        raise InputError(str(exc)) from None
+    result = _fitted(argparse.Namespace(**{**vars(args), "method": "map"}), law, frame, x)
+    data = result.data
     bands, extra_diag, failed = None, None, not result.converged
     if args.method == "bootstrap":
         import jax
@@ -275,33 +268,13 @@ def _cmd_fit(args) -> int:
 
 
 def _fit_nuts(args, law, frame, x, t0) -> int:
-    import functools
-
-    import jax
     import numpy as np
 
     import bayescale
     from bayescale.bands import band
-    from bayescale.data import DataError, from_frame
-    from bayescale.nuts import fit_nuts
-    from bayescale.staged import fit_two_stage
 
     likelihood = getattr(bayescale, _LIKELIHOODS[args.likelihood])()
-    fit = functools.partial(fit_nuts, key=jax.random.key(args.seed), likelihood=likelihood, chains=args.chains,
-                            warmup=args.warmup, draws=args.draws, progress=not args.quiet)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            if law.stages:
-                if not args.proxy:
-                    raise InputError(f"law {law.name!r} is two-stage: name the intermediate loss column with --proxy")
-                post = fit_two_stage(law, frame, x=x, proxy=args.proxy, y=args.y, where=args.where, fit=fit)
-            else:
-                if args.proxy:
-                    raise InputError(f"--proxy applies to two-stage laws only; {law.name!r} is not one")
-                post = fit(law, from_frame(frame, law, x=x, y=args.y, where=args.where))
-    except DataError as exc:
-        raise InputError(str(exc)) from None
+    post = _fitted(args, law, frame, x)
     bands, medians = {}, {}
     for name, draws in post.draws.items():
         b = band(draws, args.interval)
@@ -331,12 +304,180 @@ def _fit_nuts(args, law, frame, x, t0) -> int:
     return 0
 
 
+def _fitted(args, law, frame, x):
+    """The fit of ``law`` by ``args.method`` (MAP, bootstrap or NUTS), for forecast and optimal."""
+    import functools
+
+    import jax
+
+    import bayescale
+    from bayescale.data import DataError, from_frame
+    from bayescale.staged import fit_two_stage
+
+    key = jax.random.key(args.seed)
+    if args.method == "nuts":
+        fit = functools.partial(bayescale.fit_nuts, key=key, chains=args.chains, warmup=args.warmup, draws=args.draws,
+                                likelihood=getattr(bayescale, _LIKELIHOODS[args.likelihood])(), progress=not args.quiet)
+    elif args.method == "bootstrap":
+        if law.stages:
+            raise InputError(f"--method bootstrap is not available for the two-stage law {law.name!r} yet")
+        fit = functools.partial(bayescale.fit_bootstrap, key=key, resamples=args.resamples, starts=args.starts,
+                                progress=not args.quiet)
+    else:
+        fit = functools.partial(bayescale.fit_map, keep=args.keep)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if law.stages:
+                if not args.proxy:
+                    raise InputError(f"law {law.name!r} is two-stage: name the intermediate loss column with --proxy")
+                return fit_two_stage(law, frame, x=x, proxy=args.proxy, y=args.y, where=args.where, fit=fit)
+            if args.proxy:
+                raise InputError(f"--proxy applies to two-stage laws only; {law.name!r} is not one")
+            return fit(law, from_frame(frame, law, x=x, y=args.y, where=args.where))
+    except DataError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _trouble(result) -> str:
+    """Why a fit should not be trusted ("" if it can be)."""
+    problems = getattr(result, "problems", None)
+    if problems is not None:
+        return "; ".join(problems)
+    if hasattr(result, "n_failed"):
+        failed = result.n_failed > 0.1 * result.resamples or not result.map.converged
+        return f"{result.n_failed} of {result.resamples} resamples failed" if failed else ""
+    return "" if result.converged else "the MAP fit did not converge"
+
+
+def _parse_at(spec: str, law) -> dict:
+    import numpy as np
+
+    points: dict[str, np.ndarray] = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        name, sep, values = part.partition("=")
+        name = name.strip()
+        if not sep or not values.strip():
+            raise InputError(f"--at {spec!r}: each part must look like COL=V1,V2 (got {part!r})")
+        if name not in law.covariate_names:
+            raise InputError(f"--at {spec!r}: {name!r} is not a covariate of law {law.name!r} "
+                             f"(it reads {', '.join(law.covariate_names)})")
+        try:
+            points[name] = np.array([float(v) for v in values.split(",")])
+        except ValueError:
+            raise InputError(f"--at {spec!r}: values of {name!r} must be numbers") from None
+        if not np.all(np.isfinite(points[name])) or np.any(points[name] <= 0):
+            raise InputError(f"--at {spec!r}: values of {name!r} must be positive and finite")
+    missing = [c for c in law.covariate_names if c not in points]
+    if missing:
+        raise InputError(f"--at {spec!r}: give values for {', '.join(missing)} too")
+    sizes = {len(v) for v in points.values()} - {1}
+    if len(sizes) > 1:
+        raise InputError(f"--at {spec!r}: covariates need the same number of values (or one value)")
+    n = max(len(v) for v in points.values())
+    return {k: np.broadcast_to(v, (n,)).copy() for k, v in points.items()}
+
+
+def _prepare(args):
+    from bayescale.laws import get_law
+
+    try:
+        law = get_law(args.law)
+    except KeyError as exc:
+        raise InputError(exc.args[0]) from None
+    if args.chance is not None:
+        try:
+            law = law.with_chance(args.chance)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    for flag in ("keep", "resamples", "starts", "chains", "warmup", "draws"):
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if not 0.0 < args.interval < 1.0:
+        raise InputError(f"--interval must lie in (0, 1), got {args.interval}")
+    frame = _derive(_read_table(args.data), args.derive)
+    return law, frame, [c.strip() for c in args.x.split(",") if c.strip()]
+
+
+def _finish(args, payload: dict, trouble: str) -> int:
+    if args.json:
+        write_json_atomic(args.json, payload)
+    if trouble:
+        print(f"bayescale: the fit is not trustworthy: {trouble}", file=sys.stderr)
+        return 0 if args.allow_warnings else 1
+    return 0
+
+
+def _cmd_forecast(args) -> int:
+    import jax
+
+    from bayescale.forecast import forecast
+
+    t0 = time.perf_counter()
+    law, frame, x = _prepare(args)
+    points = _parse_at(args.at, law)
+    result = _fitted(args, law, frame, x)
+    f = forecast(result, points, key=jax.random.key(args.seed + 1), interval=args.interval)
+    rows = []
+    print(f"law {law.name} ({args.method}); {args.interval:.0%} intervals: predictive (lo, hi) and credible")
+    for i in range(len(f.estimate)):
+        row = {**{k: float(v[i]) for k, v in points.items()}, "estimate": float(f.estimate[i]),
+               "lo": float(f.predictive.lo[i]), "hi": float(f.predictive.hi[i]),
+               "credible_lo": float(f.credible.lo[i]), "credible_hi": float(f.credible.hi[i])}
+        rows.append(row)
+        where = ", ".join(f"{k}={row[k]:.4g}" for k in points)
+        print(f"  {where}: {row['estimate']:.5g}  [{row['lo']:.5g}, {row['hi']:.5g}]  "
+              f"credible [{row['credible_lo']:.5g}, {row['credible_hi']:.5g}]")
+    payload = {"law": law.name, "method": args.method, "interval": args.interval, "points": rows,
+               "diagnostics": {k: v for k, v in result.diagnostics.items() if isinstance(v, (bool, int, float, str))},
+               "seconds": round(time.perf_counter() - t0, 4)}
+    return _finish(args, payload, _trouble(result))
+
+
+def _cmd_optimal(args) -> int:
+    import numpy as np
+
+    from bayescale.forecast import optimal_bands
+
+    t0 = time.perf_counter()
+    law, frame, x = _prepare(args)
+    if set(law.covariate_names) != {"N", "D"}:
+        raise InputError(f"law {law.name!r} reads {', '.join(law.covariate_names)}; optimal needs a law of N and D")
+    try:
+        compute = np.array([float(v) for v in args.compute.split(",")])
+    except ValueError:
+        raise InputError(f"--compute {args.compute!r} must be comma-separated numbers, e.g. 1e21,5.88e23") from None
+    if not np.all(np.isfinite(compute)) or np.any(compute <= 0):
+        raise InputError(f"--compute {args.compute!r}: budgets must be positive and finite")
+    result = _fitted(args, law, frame, x)
+    _, bands = optimal_bands(result, compute, interval=args.interval)
+    rows = []
+    print(f"law {law.name} ({args.method}); median [{args.interval:.0%} interval]")
+    for i, c in enumerate(compute):
+        row = {"compute": float(c)}
+        for q, b in bands.items():
+            row[q] = {"estimate": float(np.ravel(b.median)[i]), "lo": float(np.ravel(b.lo)[i]),
+                      "hi": float(np.ravel(b.hi)[i])}
+        rows.append(row)
+        print(f"  C={c:.3g}: N* {row['N']['estimate']:.4g} [{row['N']['lo']:.4g}, {row['N']['hi']:.4g}]  "
+              f"D* {row['D']['estimate']:.4g}  tokens/param {row['tokens_per_param']['estimate']:.3g} "
+              f"[{row['tokens_per_param']['lo']:.3g}, {row['tokens_per_param']['hi']:.3g}]")
+    payload = {"law": law.name, "method": args.method, "interval": args.interval, "optima": rows,
+               "diagnostics": {k: v for k, v in result.diagnostics.items() if isinstance(v, (bool, int, float, str))},
+               "seconds": round(time.perf_counter() - t0, 4)}
+    return _finish(args, payload, _trouble(result))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "fit":
             return _cmd_fit(args)
+        if args.command == "forecast":
+            return _cmd_forecast(args)
+        if args.command == "optimal":
+            return _cmd_optimal(args)
         if args.command == "demo":
             from bayescale.demo import run_demo
 

@@ -19,7 +19,7 @@ import pandas as pd
 from bayescale.data import Data, from_frame
 from bayescale.law import Law
 from bayescale.objective import Huber
-from bayescale.optimization import MapResult, Solver, fit_map
+from bayescale.optimization import Solver, fit_map
 
 __all__ = ["combine_stages", "fit_two_stage"]
 

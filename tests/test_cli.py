@@ -194,3 +194,69 @@ def test_nuts_method_reports_diagnostics_and_flags_a_short_run(tmp_path):
     short = run_cli("fit", path, "--law", "pure_power_law", "--x", "C", "--y", "loss", "--method", "nuts",
                     "--chains", "2", "--warmup", "3", "--draws", "10", "--quiet")
     assert short.returncode == 1 and "not trustworthy" in short.stderr
+
+
+@pytest.fixture(scope="module")
+def gadre_csv(tmp_path_factory):
+    import bayescale as bs
+
+    runs = bs.datasets.gadre_long().query("train_dataset == 'rpj' and val_set == 'c4_val'")
+    path = tmp_path_factory.mktemp("gadre") / "rpj_c4.csv"
+    runs.to_csv(path, index=False)
+    return path
+
+
+def test_forecast_on_the_bundled_runs(gadre_csv, tmp_path):
+    out = tmp_path / "fc.json"
+    r = run_cli("forecast", gadre_csv, "--law", "chinchilla", "--x", "N,D", "--y", "loss",
+                "--at", "N=1e9,7e9;D=2e10,1.4e11", "--method", "bootstrap", "--resamples", "40", "--starts", "4",
+                "--quiet", "--json", out)
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(out.read_text())
+    assert payload["method"] == "bootstrap" and len(payload["points"]) == 2
+    for p in payload["points"]:
+        assert p["lo"] <= p["credible_lo"] <= p["estimate"] <= p["credible_hi"] <= p["hi"], p
+        assert 1.5 < p["estimate"] < 5.0
+    assert payload["points"][1]["estimate"] < payload["points"][0]["estimate"]  # bigger run, lower loss
+
+
+def test_optimal_on_the_bundled_runs(gadre_csv, tmp_path):
+    out = tmp_path / "opt.json"
+    r = run_cli("optimal", gadre_csv, "--law", "chinchilla", "--x", "N,D", "--y", "loss", "--compute", "1e21,1e23",
+                "--method", "bootstrap", "--resamples", "40", "--starts", "4", "--quiet", "--json", out)
+    assert r.returncode == 0, r.stderr
+    optima = json.loads(out.read_text())["optima"]
+    assert [o["compute"] for o in optima] == [1e21, 1e23]
+    for o in optima:
+        for q in ("N", "D", "tokens_per_param"):
+            assert o[q]["lo"] <= o[q]["estimate"] <= o[q]["hi"], (o["compute"], q)
+        assert o["N"]["estimate"] * o["D"]["estimate"] * 6 == pytest.approx(o["compute"], rel=1e-2)
+    assert optima[1]["N"]["estimate"] > optima[0]["N"]["estimate"]
+
+
+@pytest.mark.parametrize(
+    "command, extra, message",
+    [
+        ("forecast", ["--at", "N=1e9"], "give values for D"),
+        ("forecast", ["--at", "N=1e9;Q=3"], "'Q' is not a covariate"),
+        ("forecast", ["--at", "N=abc;D=1e10"], "must be numbers"),
+        ("forecast", ["--at", "N=1e9,2e9;D=1e10,2e10,3e10"], "same number of values"),
+        ("forecast", ["--at", "N=-1e9;D=1e10"], "positive and finite"),
+        ("optimal", ["--compute", "1e21,x"], "comma-separated numbers"),
+        ("optimal", ["--compute", "0"], "positive and finite"),
+    ],
+)
+def test_bad_forecast_and_optimal_input_is_one_line_exit_2_no_file(gadre_csv, tmp_path, command, extra, message):
+    out = tmp_path / "out.json"
+    r = run_cli(command, gadre_csv, "--law", "chinchilla", "--x", "N,D", "--y", "loss", *extra, "--json", out)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_optimal_refuses_a_law_without_n_and_d(tmp_path):
+    path = tmp_path / "c.csv"
+    c = np.geomspace(1e18, 1e22, 10)
+    pd.DataFrame({"C": c, "loss": 1.7 + 900 * c**-0.15}).to_csv(path, index=False)
+    r = run_cli("optimal", path, "--law", "power_law", "--x", "C", "--y", "loss", "--compute", "1e21")
+    assert r.returncode == 2 and "law of N and D" in r.stderr
