@@ -58,6 +58,13 @@ examples:
   bayescale optimal runs.csv --law chinchilla --x N,D --y loss --compute 1e21,5.88e23 --method bootstrap
 """
 
+COMPARE_EXAMPLE = """\
+examples:
+  # direct vs BNSL vs two-stage on one benchmark, scored on the runs above 6e21 FLOPs (default: NUTS)
+  bayescale compare arc_easy.csv --laws direct,bnsl,two_stage_linear --x C --y acc --chance 0.25 \\
+      --proxy val_loss --holdout "C > 6e21" --where "acc > 0.25"
+"""
+
 _LIKELIHOODS = {"student-t": "StudentT", "gaussian": "Gaussian", "huber": "HuberLikelihood"}
 
 
@@ -83,12 +90,17 @@ def _parser() -> argparse.ArgumentParser:
         "optimal": ("compute-optimal N*, D* and tokens per parameter, with intervals",
                     "Fit a law of N and D and report the compute-optimal allocation at given budgets.",
                     OPTIMAL_EXAMPLE),
+        "compare": ("rank several laws on the same runs: LOO, WAIC, held-out error",
+                    "Fit several laws to the same runs and rank them (PSIS-LOO, WAIC, leave-future-out).",
+                    COMPARE_EXAMPLE),
     }
     cmds = {}
     for name, (help_line, description, example) in commands.items():
         cmds[name] = sub.add_parser(name, help=help_line, description=description, epilog=example,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-        _add_fit_arguments(cmds[name], LAWS)
+        _add_fit_arguments(cmds[name], LAWS, several=name == "compare")
+    cmds["compare"].add_argument("--holdout", help='rows to forecast after refitting on the rest, e.g. "C > 6e21"')
+    cmds["compare"].set_defaults(method="nuts")
     cmds["forecast"].add_argument("--at", required=True, metavar="COL=V1,V2[;COL=..]",
                                   help='points to forecast, e.g. "C=1e22,1e23" or "N=7e10;D=1.4e12"')
     optimal = cmds["optimal"]
@@ -102,9 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_fit_arguments(cmd, laws) -> None:
+def _add_fit_arguments(cmd, laws, several: bool = False) -> None:
     cmd.add_argument("data", help="CSV file, one row per run (or per run x metric)")
-    cmd.add_argument("--law", required=True, help=f"law name: {', '.join(laws)}")
+    if several:
+        cmd.add_argument("--laws", required=True, help=f"comma-separated law names: {', '.join(laws)}")
+    else:
+        cmd.add_argument("--law", required=True, help=f"law name: {', '.join(laws)}")
     cmd.add_argument("--x", required=True, help="covariate column(s), comma-separated, in the law's order")
     cmd.add_argument("--y", required=True, help="response column (loss or accuracy)")
     cmd.add_argument("--where", help='pandas query selecting rows, e.g. "loss < 3.4"')
@@ -332,7 +347,7 @@ def _fitted(args, law, frame, x):
                 if not args.proxy:
                     raise InputError(f"law {law.name!r} is two-stage: name the intermediate loss column with --proxy")
                 return fit_two_stage(law, frame, x=x, proxy=args.proxy, y=args.y, where=args.where, fit=fit)
-            if args.proxy:
+            if args.proxy and args.command != "compare":  # compare may mix one- and two-stage laws
                 raise InputError(f"--proxy applies to two-stage laws only; {law.name!r} is not one")
             return fit(law, from_frame(frame, law, x=x, y=args.y, where=args.where))
     except DataError as exc:
@@ -378,18 +393,24 @@ def _parse_at(spec: str, law) -> dict:
     return {k: np.broadcast_to(v, (n,)).copy() for k, v in points.items()}
 
 
-def _prepare(args):
+def _law(name: str, chance):
+    from bayescale.law import ChanceAccuracy
     from bayescale.laws import get_law
 
     try:
-        law = get_law(args.law)
+        law = get_law(name)
     except KeyError as exc:
         raise InputError(exc.args[0]) from None
-    if args.chance is not None:
+    if chance is not None and (isinstance(law.response, ChanceAccuracy) or not getattr(law, "stages", ())):
         try:
-            law = law.with_chance(args.chance)
+            law = law.with_chance(chance)
         except ValueError as exc:
             raise InputError(str(exc)) from None
+    return law
+
+
+def _prepare(args):
+    law = _law(args.law, args.chance) if hasattr(args, "law") else None
     for flag in ("keep", "resamples", "starts", "chains", "warmup", "draws"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
@@ -468,6 +489,36 @@ def _cmd_optimal(args) -> int:
     return _finish(args, payload, _trouble(result))
 
 
+def _cmd_compare(args) -> int:
+    import jax
+
+    from bayescale.comparison import compare
+
+    t0 = time.perf_counter()
+    _, frame, x = _prepare(args)
+    names = [n.strip() for n in args.laws.split(",") if n.strip()]
+    if len(names) < 2 or len(set(names)) < len(names):
+        raise InputError(f"--laws {args.laws!r}: name two or more different laws")
+    fits, troubles = {}, {}
+    for name in names:
+        law = _law(name, args.chance)
+        fits[name] = _fitted(args, law, frame, x)
+        if _trouble(fits[name]):
+            troubles[name] = _trouble(fits[name])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = compare(fits, holdout=args.holdout, key=jax.random.key(args.seed + 1), interval=args.interval)
+    except ValueError as exc:
+        raise InputError(f"{exc} (select the same rows for every law, e.g. with --where)") from None
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    payload = {"method": args.method, "holdout": args.holdout, "interval": args.interval,
+               "table": [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                         for row in table.astype(object).to_dict(orient="records")],
+               "problems": troubles, "seconds": round(time.perf_counter() - t0, 4)}
+    return _finish(args, payload, "; ".join(f"{k}: {v}" for k, v in troubles.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -478,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_forecast(args)
         if args.command == "optimal":
             return _cmd_optimal(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         if args.command == "demo":
             from bayescale.demo import run_demo
 

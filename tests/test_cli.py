@@ -260,3 +260,27 @@ def test_optimal_refuses_a_law_without_n_and_d(tmp_path):
     pd.DataFrame({"C": c, "loss": 1.7 + 900 * c**-0.15}).to_csv(path, index=False)
     r = run_cli("optimal", path, "--law", "power_law", "--x", "C", "--y", "loss", "--compute", "1e21")
     assert r.returncode == 2 and "law of N and D" in r.stderr
+
+
+def test_compare_ranks_laws_by_leave_future_out(tmp_path):
+    rng = np.random.default_rng(0)
+    c = np.logspace(18, 22.5, 24)
+    z = np.log(60.0) - 0.09 * np.log(c) + 0.02 * rng.normal(size=c.size)
+    path = tmp_path / "acc.csv"
+    pd.DataFrame({"C": c, "acc": 0.25 + 0.75 * np.exp(-np.exp(z)), "val_loss": 1.8 + 900 * c**-0.15}).to_csv(
+        path, index=False)
+    out = tmp_path / "cmp.json"
+    r = run_cli("compare", path, "--laws", "direct,two_stage_linear", "--x", "C", "--y", "acc", "--chance", "0.25",
+                "--proxy", "val_loss", "--holdout", "C > 1e21", "--chains", "2", "--warmup", "300", "--draws", "300",
+                "--quiet", "--allow-warnings", "--json", out)
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(out.read_text())
+    table = {row["law"]: row for row in payload["table"]}
+    assert set(table) == {"direct", "two_stage_linear"}
+    assert sorted(row["rank"] for row in table.values()) == [1, 2]
+    for row in table.values():
+        assert row["n_heldout"] == int((c > 1e21).sum())
+        assert row["elpd_loo"] is not None and row["elpd_lfo"] is not None and 0 <= row["coverage"] <= 1
+    assert "elpd_lfo" in r.stdout
+    one = run_cli("compare", path, "--laws", "direct", "--x", "C", "--y", "acc", "--chance", "0.25")
+    assert one.returncode == 2 and "two or more" in one.stderr
