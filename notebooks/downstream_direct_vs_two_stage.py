@@ -81,15 +81,30 @@ SUBSET = ["arc_easy", "hellaswag", "piqa", "humaneval-py"] if SMALL else list(BE
 METHODS = [laws.direct, laws.direct_ceiling, laws.bnsl, laws.two_stage_linear, laws.two_stage_logistic]
 
 # %% [markdown]
-# ## Per-benchmark MRE of every method (MAP fits, Huber objective, as in the paper)
+# ## Per-benchmark MRE of every method (MAP point fits)
+#
+# Estimator: least squares in each law's fit space, which is what the authors' released code
+# does for the direct law (Eq. 2: `lstsq` on log(-log Q')) and for both stages of the two-stage
+# baselines.  The summed Huber loss with delta = 1e-3 (the paper's choice for the across-TPR law)
+# is almost an L1 fit at these residual sizes; it is reported as a second estimator below,
+# because on the sparse generative tasks (LBPP: 5 runs above the 0.05 cut) it picks a very
+# different line.
 
 # %%
-studies = {"acc": extrapolation_study(task_frame("acc"), METHODS, y="score", holdout="C > 6e21",
-                                     key=jax.random.key(0), task="task", proxy="val_loss", chance=CHANCE)}
-# acc_norm differs only for the multiple-choice tasks; the others are shared with acc
-norm_frame = task_frame("acc_norm")
-norm = extrapolation_study(norm_frame[norm_frame.task.isin(NORM)], METHODS, y="score", holdout="C > 6e21",
-                           key=jax.random.key(0), task="task", proxy="val_loss", chance=CHANCE)
+LSQ = functools.partial(bs.fit_map, objective=bs.SquaredError())
+HUBER = functools.partial(bs.fit_map, objective=bs.Huber(1e-3))
+
+
+def study(variant: str, fit, methods=METHODS) -> "bs.extrapolation.ExtrapolationStudy":
+    frame = task_frame(variant)
+    if variant == "acc_norm":  # acc_norm differs only for the multiple-choice tasks
+        frame = frame[frame.task.isin(NORM)]
+    return extrapolation_study(frame, methods, y="score", holdout="C > 6e21", key=jax.random.key(0),
+                               task="task", proxy="val_loss", chance=CHANCE, fit=fit)
+
+
+studies = {"acc": study("acc", LSQ)}
+norm = study("acc_norm", LSQ)
 shared = studies["acc"]
 studies["acc_norm"] = dataclasses.replace(
     norm,
@@ -102,6 +117,8 @@ mre.round(4)
 # %%
 averages = pd.DataFrame({v: s.table.groupby("law")["mre"].mean() for v, s in studies.items()})
 averages["paper"] = pd.Series(PAPER_MRE)
+huber = study("acc", HUBER, [laws.direct, laws.direct_ceiling])
+averages["acc (Huber 1e-3)"] = huber.table.groupby("law")["mre"].mean()
 averages.round(4)
 
 # %% [markdown]
@@ -140,7 +157,9 @@ passk.table[["n_fit", "n_heldout", "mre", "mae"]]
 # %%
 headline = {
     "mre": {v: s.table.set_index(["task", "law"])["mre"].unstack().to_dict() for v, s in studies.items()},
-    "average_mre": averages.drop(columns="paper").to_dict(),
+    "average_mre": averages[["acc", "acc_norm"]].to_dict(),
+    "average_mre_huber": averages["acc (Huber 1e-3)"].to_dict(),
+    "estimator": "least squares in fit space (MAP)",
     "paper_average_mre": PAPER_MRE,
     "direct_coverage_90": {t: {"inside": int(r["sum"]), "heldout": int(r["count"])} for t, r in coverage.iterrows()},
     "direct_coverage_90_all": float(bands.runs["inside"].mean()),

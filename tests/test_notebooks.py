@@ -78,8 +78,10 @@ def test_downstream_direct_vs_two_stage(tmp_path):
         for task, value in recomputed.items():
             assert table["direct"][task] == pytest.approx(value, rel=1e-9), task
         assert head["average_mre"][variant]["direct"] == pytest.approx(np.mean(list(table["direct"].values())))
-        # the two-stage route compounds errors: on this data its linear form is the worst on average
-        assert head["average_mre"][variant]["two_stage_linear"] > head["average_mre"][variant]["direct"]
+        # the two-stage route compounds errors: with the authors' estimator (least squares) both
+        # of its forms extrapolate worse than the direct law
+        for two_stage in ("two_stage_linear", "two_stage_logistic"):
+            assert head["average_mre"][variant][two_stage] > head["average_mre"][variant]["direct"]
     cov = head["direct_coverage_90"]
     assert sum(v["heldout"] for v in cov.values()) == 8 * len(cov)  # the 8 runs above 6e21 per benchmark
     assert 0.0 <= head["direct_coverage_90_all"] <= 1.0
