@@ -37,11 +37,16 @@ from bayescale.nuts import NutsResult, fit_nuts
 from bayescale.objective import Huber, SquaredError
 from bayescale.optimization import MapResult, Solver, fit_map
 from bayescale.prediction import predict, predict_fit_space
+from bayescale.saved import SavedFit, SavedFitError, load, save
 from bayescale.staged import fit_two_stage
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SavedFit",
+    "SavedFitError",
+    "load",
+    "save",
     "LAWS",
     "Draws",
     "Forecast",

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from bayescale._io import atomic_write
 
 __all__ = ["main"]
 
@@ -35,8 +35,9 @@ examples:
   # 90 % bootstrap intervals from 1,000 resamples x 64 starts
   bayescale fit runs.csv --law chinchilla --x N,D --y loss --method bootstrap --resamples 1000
 
-  # posterior by NUTS: 4 chains x 1,000 draws, Student-t observations
-  bayescale fit runs.csv --law chinchilla --x N,D --y loss --method nuts --json post.json
+  # posterior by NUTS: 4 chains x 1,000 draws, Student-t observations; save it and plot it
+  bayescale fit runs.csv --law chinchilla --x N,D --y loss --method nuts --json post.json \\
+      --save post.nc --plot post.png
 
   # two-stage: compute -> validation loss -> accuracy
   bayescale fit evals.csv --law two_stage_linear --x C --proxy val_loss --y acc
@@ -50,12 +51,22 @@ examples:
 
   # loss of a 70B model trained on 1.4T tokens, bootstrap bands
   bayescale forecast runs.csv --law chinchilla --x N,D --y loss --at "N=7e10;D=1.4e12" --method bootstrap
+
+  # the same from a fit saved earlier with `bayescale fit ... --save post.nc` (no refit)
+  bayescale forecast --from post.nc --at "N=7e10;D=1.4e12"
 """
 
 OPTIMAL_EXAMPLE = """\
 examples:
   # N*, D* and tokens per parameter at two budgets, bootstrap intervals
   bayescale optimal runs.csv --law chinchilla --x N,D --y loss --compute 1e21,5.88e23 --method bootstrap
+
+  # N* of a validation mix: 30 % code loss, 70 % web loss (rows picked by the val_set column)
+  bayescale optimal runs_long.csv --law chinchilla --x N,D --y loss --compute 1e21 \\
+      --by val_set --mix "code=0.3,web=0.7" --method nuts
+
+  # from a saved fit
+  bayescale optimal --from post.nc --compute 5.88e23
 """
 
 COMPARE_EXAMPLE = """\
@@ -99,12 +110,25 @@ def _parser() -> argparse.ArgumentParser:
         cmds[name] = sub.add_parser(name, help=help_line, description=description, epilog=example,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_fit_arguments(cmds[name], LAWS, several=name == "compare")
+    cmds["fit"].add_argument("--save", metavar="PATH", help="save the fit (ArviZ NetCDF) for forecast/optimal --from")
+    cmds["fit"].add_argument("--plot", metavar="PATH", help="write a PNG: runs, fitted law, credible and predictive bands")
+    for name in ("forecast", "optimal"):
+        cmds[name].add_argument("--from", dest="saved", metavar="PATH",
+                                help="use a fit saved by `bayescale fit --save` instead of fitting DATA")
     cmds["compare"].add_argument("--holdout", help='rows to forecast after refitting on the rest, e.g. "C > 6e21"')
     cmds["compare"].set_defaults(method="nuts")
     cmds["forecast"].add_argument("--at", required=True, metavar="COL=V1,V2[;COL=..]",
                                   help='points to forecast, e.g. "C=1e22,1e23" or "N=7e10;D=1.4e12"')
+    cmds["forecast"].add_argument("--band", choices=["calibrated", "plain"], default="calibrated",
+                                  help="calibrated (default): widen the predictive band beyond the largest fitted "
+                                       "run by the law's own error, learned from backtests on the fitted runs; "
+                                       "plain: the (posterior-)predictive band of the fit alone")
     optimal = cmds["optimal"]
     optimal.add_argument("--compute", required=True, metavar="C1,C2", help="budgets in FLOPs, e.g. 1e21,5.88e23")
+    optimal.add_argument("--mix", metavar="NAME=W,..",
+                         help="optimum of a weighted validation mix: fit the law to the rows of each NAME in --by "
+                              "and weight the losses (weights are normalised to sum to 1)")
+    optimal.add_argument("--by", metavar="COL", help="column whose values --mix names (e.g. val_set)")
 
     demo = sub.add_parser("demo", help="fit the bundled Gadre et al. runs and write a plot")
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
@@ -115,13 +139,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_fit_arguments(cmd, laws, several: bool = False) -> None:
-    cmd.add_argument("data", help="CSV file, one row per run (or per run x metric)")
+    cmd.add_argument("data", nargs="?", help="CSV file, one row per run (or per run x metric)")
     if several:
-        cmd.add_argument("--laws", required=True, help=f"comma-separated law names: {', '.join(laws)}")
+        cmd.add_argument("--laws", help=f"comma-separated law names: {', '.join(laws)}")
     else:
-        cmd.add_argument("--law", required=True, help=f"law name: {', '.join(laws)}")
-    cmd.add_argument("--x", required=True, help="covariate column(s), comma-separated, in the law's order")
-    cmd.add_argument("--y", required=True, help="response column (loss or accuracy)")
+        cmd.add_argument("--law", help=f"law name: {', '.join(laws)}")
+    cmd.add_argument("--x", help="covariate column(s), comma-separated, in the law's order")
+    cmd.add_argument("--y", help="response column (loss or accuracy)")
     cmd.add_argument("--where", help='pandas query selecting rows, e.g. "loss < 3.4"')
     cmd.add_argument("--derive", action="append", default=[], metavar="NAME=EXPR",
                      help="add a column computed with pandas eval before fitting (repeatable)")
@@ -178,15 +202,12 @@ def write_json_atomic(path: str, payload: dict) -> None:
     target = Path(path)
     if target.parent and not target.parent.exists():
         raise InputError(f"cannot write {path!r}: folder {str(target.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
             json.dump(payload, fh, indent=2, allow_nan=False)
             fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(target, write)
 
 
 def _finite_or_none(v: float) -> float | None:
@@ -238,20 +259,22 @@ def _print_table(result, bands=None, out=sys.stdout) -> None:
 def _cmd_fit(args) -> int:
     t0 = time.perf_counter()
     law, frame, x = _prepare(args)
+    for flag in ("json", "save", "plot"):
+        _output_path(f"--{flag}", getattr(args, flag))
     if args.method == "bootstrap" and law.stages:
         raise InputError(f"--method bootstrap is not available for the two-stage law {law.name!r} yet; use --method map")
     if args.method == "nuts":
         return _fit_nuts(args, law, frame, x, t0)
     result = _fitted(argparse.Namespace(**{**vars(args), "method": "map"}), law, frame, x)
     data = result.data
-    bands, extra_diag, failed = None, None, not result.converged
+    bands, extra_diag, failed, kept = None, None, not result.converged, result
     if args.method == "bootstrap":
         import jax
 
         from bayescale.bootstrap import fit_bootstrap
 
-        boot = fit_bootstrap(law, data, key=jax.random.key(args.seed), resamples=args.resamples, starts=args.starts,
-                             map_fit=result, progress=not args.quiet)
+        boot = kept = fit_bootstrap(law, data, key=jax.random.key(args.seed), resamples=args.resamples,
+                                    starts=args.starts, map_fit=result, progress=not args.quiet)
         from bayescale.bands import band
 
         if boot.n_failed < boot.resamples:
@@ -276,6 +299,7 @@ def _cmd_fit(args) -> int:
         payload = result_payload(result, method=args.method, seconds=seconds, bands=bands,
                                  extra_diagnostics=extra_diag, extra={"seed": args.seed})
         write_json_atomic(args.json, payload)
+    _save_outputs(args, kept)
     if failed:
         print("bayescale: the fit did not converge (see diagnostics)", file=sys.stderr)
         return 0 if args.allow_warnings else 1
@@ -313,6 +337,7 @@ def _fit_nuts(args, law, frame, x, t0) -> int:
         payload = result_payload(post, method="nuts", seconds=seconds, bands=bands, extra_diagnostics=diag,
                                  extra={"seed": args.seed}, estimates=medians)
         write_json_atomic(args.json, payload)
+    _save_outputs(args, post)
     if not post.ok:
         print(f"bayescale: the posterior is not trustworthy: {'; '.join(post.problems)}", file=sys.stderr)
         return 0 if args.allow_warnings else 1
@@ -410,14 +435,56 @@ def _law(name: str, chance):
 
 
 def _prepare(args):
-    law = _law(args.law, args.chance) if hasattr(args, "law") else None
+    """The law, the table and the covariate columns the command names (``--from``: the saved law, no table)."""
     for flag in ("keep", "resamples", "starts", "chains", "warmup", "draws"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if not 0.0 < args.interval < 1.0:
         raise InputError(f"--interval must lie in (0, 1), got {args.interval}")
+    if getattr(args, "saved", None):
+        if args.data:
+            raise InputError(f"give either a data file ({args.data!r}) or --from {args.saved!r}, not both")
+        ignored = [f"--{f}" for f in ("law", "x", "y", "where", "chance", "proxy") if getattr(args, f, None)]
+        if ignored:
+            raise InputError(f"--from {args.saved!r} uses the saved law and rows; drop {', '.join(ignored)}")
+        return _load(args.saved).law, None, None
+    if not args.data:
+        raise InputError("give the data file (a CSV with one row per run)"
+                         + (" or --from a saved fit" if hasattr(args, "saved") else ""))
+    missing = [f"--{f}" for f in ("laws" if hasattr(args, "laws") else "law", "x", "y") if not getattr(args, f, None)]
+    if missing:
+        raise InputError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required with a data file")
+    law = _law(args.law, args.chance) if hasattr(args, "law") else None
     frame = _derive(_read_table(args.data), args.derive)
     return law, frame, [c.strip() for c in args.x.split(",") if c.strip()]
+
+
+def _load(path: str):
+    from bayescale.saved import SavedFitError, load
+
+    try:
+        return load(path)
+    except SavedFitError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _output_path(flag: str, path: str | None) -> None:
+    """Check before fitting that ``path`` can be written (its folder exists)."""
+    if path and not Path(path).resolve().parent.is_dir():
+        raise InputError(f"cannot write {flag} {path!r}: folder {str(Path(path).parent)!r} does not exist")
+
+
+def _save_outputs(args, result) -> None:
+    """``--save`` and ``--plot``, each written whole or not at all."""
+    if getattr(args, "save", None):
+        from bayescale.saved import save
+
+        save(result, args.save)
+    if getattr(args, "plot", None):
+        from bayescale.plotting import plot_forecast
+
+        ax = plot_forecast(result, interval=args.interval)
+        atomic_write(args.plot, lambda tmp: ax.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
 
 
 def _finish(args, payload: dict, trouble: str) -> int:
@@ -437,10 +504,15 @@ def _cmd_forecast(args) -> int:
     t0 = time.perf_counter()
     law, frame, x = _prepare(args)
     points = _parse_at(args.at, law)
-    result = _fitted(args, law, frame, x)
-    f = forecast(result, points, key=jax.random.key(args.seed + 1), interval=args.interval)
+    result = _load(args.saved) if args.saved else _fitted(args, law, frame, x)
+    method = result.kind if args.saved else args.method
+    discrepancy = _discrepancy(result, args) if args.band == "calibrated" else None
+    f = forecast(result, points, key=jax.random.key(args.seed + 1), interval=args.interval, discrepancy=discrepancy)
     rows = []
-    print(f"law {law.name} ({args.method}); {args.interval:.0%} intervals: predictive (lo, hi) and credible")
+    band_name = "calibrated" if discrepancy is not None else "plain"
+    print(f"law {law.name} ({method}); {args.interval:.0%} intervals: {band_name} predictive (lo, hi) and credible")
+    if discrepancy is not None:
+        print(f"  {discrepancy.describe()}")
     for i in range(len(f.estimate)):
         row = {**{k: float(v[i]) for k, v in points.items()}, "estimate": float(f.estimate[i]),
                "lo": float(f.predictive.lo[i]), "hi": float(f.predictive.hi[i]),
@@ -449,10 +521,33 @@ def _cmd_forecast(args) -> int:
         where = ", ".join(f"{k}={row[k]:.4g}" for k in points)
         print(f"  {where}: {row['estimate']:.5g}  [{row['lo']:.5g}, {row['hi']:.5g}]  "
               f"credible [{row['credible_lo']:.5g}, {row['credible_hi']:.5g}]")
-    payload = {"law": law.name, "method": args.method, "interval": args.interval, "points": rows,
+    payload = {"law": law.name, "method": method, "interval": args.interval, "points": rows, "band": band_name,
+               "discrepancy": None if discrepancy is None else {"tau": discrepancy.tau, "along": discrepancy.along,
+                                                                "describe": discrepancy.describe()},
                "diagnostics": {k: v for k, v in result.diagnostics.items() if isinstance(v, (bool, int, float, str))},
                "seconds": round(time.perf_counter() - t0, 4)}
     return _finish(args, payload, _trouble(result))
+
+
+def _discrepancy(result, args):
+    """The law discrepancy learned from backtests on the result's own runs (None, with a note, if impossible)."""
+    from bayescale.backtest import backtest, learn_discrepancy
+    from bayescale.data import DataError
+    from bayescale.forecast import fitted_data
+
+    data = fitted_data(result)
+    law = result.law
+    if data is None or law.stages:
+        why = "two-stage laws are not backtested yet" if law.stages else "the result carries no data"
+        print(f"note: plain band ({why})", file=sys.stderr)
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return learn_discrepancy(backtest(law, data), level=args.interval)
+    except (DataError, ValueError) as exc:
+        print(f"note: plain band: the runs are too few to backtest ({exc})", file=sys.stderr)
+        return None
 
 
 def _cmd_optimal(args) -> int:
@@ -470,10 +565,25 @@ def _cmd_optimal(args) -> int:
         raise InputError(f"--compute {args.compute!r} must be comma-separated numbers, e.g. 1e21,5.88e23") from None
     if not np.all(np.isfinite(compute)) or np.any(compute <= 0):
         raise InputError(f"--compute {args.compute!r}: budgets must be positive and finite")
-    result = _fitted(args, law, frame, x)
-    _, bands = optimal_bands(result, compute, interval=args.interval)
+    if args.mix and args.saved:
+        raise InputError("--mix fits one law per part of the mix; it needs the data file, not --from")
+    if args.mix:
+        parts = _parse_mix(args.mix, args.by, frame)
+        fits = {name: _fitted(args, law, frame[frame[args.by].astype(str) == name], x) for name in parts}
+        _, bands = optimal_bands(None, compute, interval=args.interval,
+                                 mix=[(fits[name], w) for name, w in parts.items()])
+        method, trouble = args.method, "; ".join(f"{n}: {_trouble(r)}" for n, r in fits.items() if _trouble(r))
+        diagnostics = {name: _scalars(r.diagnostics) for name, r in fits.items()}
+    else:
+        if args.by:
+            raise InputError("--by names the column that --mix refers to; give --mix too")
+        result = _load(args.saved) if args.saved else _fitted(args, law, frame, x)
+        _, bands = optimal_bands(result, compute, interval=args.interval)
+        method, trouble, diagnostics = (result.kind if args.saved else args.method), _trouble(result), \
+            _scalars(result.diagnostics)
     rows = []
-    print(f"law {law.name} ({args.method}); median [{args.interval:.0%} interval]")
+    mixed = f", mix {args.mix} of {args.by}" if args.mix else ""
+    print(f"law {law.name} ({method}{mixed}); median [{args.interval:.0%} interval]")
     for i, c in enumerate(compute):
         row = {"compute": float(c)}
         for q, b in bands.items():
@@ -483,10 +593,47 @@ def _cmd_optimal(args) -> int:
         print(f"  C={c:.3g}: N* {row['N']['estimate']:.4g} [{row['N']['lo']:.4g}, {row['N']['hi']:.4g}]  "
               f"D* {row['D']['estimate']:.4g}  tokens/param {row['tokens_per_param']['estimate']:.3g} "
               f"[{row['tokens_per_param']['lo']:.3g}, {row['tokens_per_param']['hi']:.3g}]")
-    payload = {"law": law.name, "method": args.method, "interval": args.interval, "optima": rows,
-               "diagnostics": {k: v for k, v in result.diagnostics.items() if isinstance(v, (bool, int, float, str))},
-               "seconds": round(time.perf_counter() - t0, 4)}
-    return _finish(args, payload, _trouble(result))
+    payload = {"law": law.name, "method": method, "interval": args.interval, "optima": rows,
+               "mix": _parse_mix(args.mix, args.by, frame) if args.mix else None,
+               "diagnostics": diagnostics, "seconds": round(time.perf_counter() - t0, 4)}
+    return _finish(args, payload, trouble)
+
+
+def _scalars(diagnostics: dict) -> dict:
+    return {k: v for k, v in diagnostics.items() if isinstance(v, (bool, int, float, str))}
+
+
+def _parse_mix(spec: str, by: str | None, frame) -> dict[str, float]:
+    """``--mix "code=0.3,web=0.7"`` -> normalised weights, every name checked against column ``by``."""
+    import difflib
+
+    if not by:
+        raise InputError(f"--mix {spec!r}: name the column whose values it weights with --by (e.g. --by val_set)")
+    if by not in frame.columns:
+        close = difflib.get_close_matches(by, [str(c) for c in frame.columns], n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise InputError(f"--by {by!r} is not a column of the table.{hint}")
+    values = sorted(set(frame[by].astype(str)))
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, w = part.rpartition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InputError(f"--mix {spec!r}: each part must look like NAME=WEIGHT (got {part!r})")
+        if name not in values:
+            close = difflib.get_close_matches(name, values, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else f" Values of {by!r}: {', '.join(values)}"
+            raise InputError(f"--mix {spec!r}: {name!r} is not a value of column {by!r}.{hint}")
+        try:
+            weights[name] = float(w)
+        except ValueError:
+            raise InputError(f"--mix {spec!r}: the weight of {name!r} must be a number (got {w!r})") from None
+        if not math.isfinite(weights[name]) or weights[name] < 0:
+            raise InputError(f"--mix {spec!r}: the weight of {name!r} must be >= 0 and finite")
+    total = sum(weights.values())
+    if len(weights) < 1 or total <= 0:
+        raise InputError(f"--mix {spec!r}: give at least one positive weight")
+    return {k: v / total for k, v in weights.items()}
 
 
 def _cmd_compare(args) -> int:

@@ -163,12 +163,15 @@ def leave_future_out(result, holdout, *, key, interval: float = 0.9) -> dict[str
     return out
 
 
-def score_heldout(fitted, test: Data, *, key, interval: float = 0.9) -> dict[str, object]:
+def score_heldout(fitted, test: Data, *, key, interval: float = 0.9, discrepancy=None) -> dict[str, object]:
     """Score a fit's forecasts of the runs in ``test`` (which it did not see).
 
     Returns ``elpd_lfo`` (summed log predictive density of the held-out ``y``),
     ``mre`` and ``mae`` of the point forecast (credible median), ``coverage`` (share
     inside the ``interval`` predictive band), ``n_heldout`` and a per-run ``table``.
+    With a ``discrepancy`` (:mod:`bayescale.backtest`) also ``coverage_calibrated`` and
+    ``width_ratio`` (median width of the calibrated band over the plain one), and the
+    per-run ``lo_cal``, ``hi_cal``, ``inside_cal``.
     """
     d = draws_of(fitted)
     with jax.enable_x64(True):
@@ -182,7 +185,7 @@ def score_heldout(fitted, test: Data, *, key, interval: float = 0.9) -> dict[str
         "row": test.rows, **{k: v for k, v in test.x.items()}, "y": test.y, "estimate": f.estimate,
         "lo": f.predictive.lo, "hi": f.predictive.hi, "inside": inside, "lpd": lpd,
     })
-    return {
+    out = {
         "elpd_lfo": float(lpd.sum()),
         "mre": float(rel.mean()),
         "mae": float(np.abs(f.estimate - test.y).mean()),
@@ -190,6 +193,14 @@ def score_heldout(fitted, test: Data, *, key, interval: float = 0.9) -> dict[str
         "n_heldout": int(test.n),
         "table": table,
     }
+    if discrepancy is not None:
+        g = forecast(fitted, test.x, key=key, interval=interval, discrepancy=discrepancy)
+        inside_cal = (test.y >= g.predictive.lo) & (test.y <= g.predictive.hi)
+        width = np.maximum(f.predictive.hi - f.predictive.lo, 1e-300)
+        table["lo_cal"], table["hi_cal"], table["inside_cal"] = g.predictive.lo, g.predictive.hi, inside_cal
+        out.update(coverage_calibrated=float(inside_cal.mean()), tau=float(discrepancy.tau),
+                   width_ratio=float(np.median((g.predictive.hi - g.predictive.lo) / width)))
+    return out
 
 
 def compare(fits: Mapping[str, object], *, holdout=None, key=None, interval: float = 0.9) -> pd.DataFrame:

@@ -92,7 +92,9 @@ def _rows(labels: Sequence) -> str:
 
 
 def _missing_column(name: str, frame: pd.DataFrame, role: str) -> DataError:
-    close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=3, cutoff=0.5)
+    columns = [str(c) for c in frame.columns]
+    lower = {c.lower(): c for c in columns}
+    close = [lower[m] for m in difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.5)]
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return DataError(
         f"column {name!r} ({role}) is not in the table.{hint} "
@@ -116,6 +118,22 @@ def _numeric(frame: pd.DataFrame, col: str, role: str) -> np.ndarray:
             "drop those rows (e.g. --where) or fill them"
         )
     return arr
+
+
+def _no_duplicate_runs(xs: Mapping[str, np.ndarray], ys: np.ndarray, rows: np.ndarray, names: list[str]) -> None:
+    """Two rows with the same covariates *and* the same response are one run entered twice.
+
+    (Repeated covariates with different responses -- seeds -- are legitimate.)
+    """
+    table = pd.DataFrame({**{k: v for k, v in xs.items()}, "__y__": ys})
+    dup = table.duplicated(keep=False).to_numpy()
+    if dup.any():
+        first = table[dup].groupby(list(table.columns), sort=False).groups
+        pairs = [", ".join(str(rows[i]) for i in idx) for idx in list(first.values())[:_SHOW]]
+        raise DataError(
+            f"duplicate runs: rows {'; '.join(pairs)} have identical {', '.join(names)}; "
+            "the same run entered twice would count double, drop the copies"
+        )
 
 
 def from_frame(
@@ -232,6 +250,7 @@ def from_frame(
                 f"column {col!r} (covariate {cov.name}) is constant ({xs[cov.name][0]:g}) in all "
                 f"{ys.shape[0]} rows; the law cannot be identified from it; use data that vary in {col!r}"
             )
+    _no_duplicate_runs(xs, ys, rows, list(x) + [y])
     columns = {cov.name: col for col, cov in zip(x, law.covariates)} | {"y": y}
     return Data(x=xs, y=ys, rows=rows, columns=columns, dropped=tuple(dropped))
 

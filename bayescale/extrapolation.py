@@ -49,12 +49,30 @@ class ExtrapolationStudy:
     holdout: str
     interval: float
     seconds: float
+    selection: pd.DataFrame | None = None
+    """With ``calibrate="pooled"``: per law its pooled ``tau``, backtest score and weight."""
+
+    @property
+    def chosen(self) -> str | None:
+        """The law the calibrated forecast uses: the best extrapolator on the backtests."""
+        if self.selection is None or self.selection.empty:
+            return None
+        return str(self.selection.sort_values("backtest_lpd", ascending=False)["law"].iloc[0])
+
+    @property
+    def calibrated(self) -> pd.DataFrame:
+        """Per task: the chosen law's point forecast and calibrated band scores."""
+        if self.chosen is None:
+            raise ValueError("no calibrated forecast: run the study with calibrate='pooled'")
+        return self.table[self.table.law == self.chosen].reset_index(drop=True)
 
     @property
     def summary(self) -> pd.DataFrame:
         ok = self.table.dropna(subset=["mre"])
+        columns = [c for c in ("mre", "mae", "coverage", "coverage_calibrated", "width_ratio", "tau", "elpd_lfo")
+                   if c in ok.columns]
         return (
-            ok.groupby("law", sort=False)[["mre", "mae", "coverage", "elpd_lfo"]].mean()
+            ok.groupby("law", sort=False)[columns].mean()
             .assign(tasks=ok.groupby("law", sort=False).size())
             .sort_values("mre")
         )
@@ -83,6 +101,54 @@ def _test_data(law: Law, test: pd.DataFrame, y: str) -> Data:
     )
 
 
+_MIXTURE_DRAWS = 8000
+
+
+def _mixture(pending, selection: pd.DataFrame, pooled: dict, *, reference: str, interval: float):
+    """Rows ``law="calibrated"``: the weighted mixture of the laws' discrepancy-widened forecasts."""
+    from bayescale.forecast import predictive_draws
+
+    weights = dict(zip(selection.law, selection.weight))
+    by_task: dict = {}
+    for row, result, test_data, k_score in pending:
+        by_task.setdefault(row["task"], {})[row["law"]] = (row, result, test_data, k_score)
+    rng = np.random.default_rng(0)
+    tail = (1.0 - interval) / 2.0
+    rows, runs = [], []
+    for t, entries in by_task.items():
+        means, preds, test = [], [], None
+        for name, (_, result, test_data, k_score) in entries.items():
+            take = int(round(weights.get(name, 0.0) * _MIXTURE_DRAWS))
+            if take == 0 or name not in pooled:
+                continue
+            mean, pred = predictive_draws(result, test_data.x, key=k_score, discrepancy=pooled[name])
+            mean, pred = mean.reshape(-1, test_data.n), pred.reshape(-1, test_data.n)
+            means.append(mean[rng.integers(0, len(mean), take)])
+            preds.append(pred[rng.integers(0, len(pred), take)])
+            test = test_data
+        if test is None or reference not in entries:
+            continue
+        mean, pred = np.concatenate(means), np.concatenate(preds)
+        estimate = np.mean(mean, axis=0)  # the mixture's mean: the weighted average of the laws' forecasts
+        lo, hi = np.quantile(pred, [tail, 1.0 - tail], axis=0)
+        inside = (test.y >= lo) & (test.y <= hi)
+        ref_row = entries[reference][0]
+        rel = np.abs(estimate - test.y) / np.abs(test.y)
+        table = pd.DataFrame({"row": test.rows, **dict(test.x), "y": test.y, "estimate": estimate, "lo": lo, "hi": hi,
+                              "inside": inside, "task": t, "law": "calibrated"})
+        ref_runs = entries[reference]
+        f_ref = predictive_draws(ref_runs[1], test.x, key=ref_runs[3])[1].reshape(-1, test.n)
+        ref_lo, ref_hi = np.quantile(f_ref, [tail, 1.0 - tail], axis=0)
+        rows.append({"task": t, "law": "calibrated", "n_fit": ref_row["n_fit"], "n_heldout": test.n,
+                     "n_heldout_unscored": ref_row["n_heldout_unscored"], "mre": float(rel.mean()),
+                     "mae": float(np.abs(estimate - test.y).mean()), "coverage": float(inside.mean()),
+                     "coverage_calibrated": float(inside.mean()),
+                     "width_ratio": float(np.median((hi - lo) / np.maximum(ref_hi - ref_lo, 1e-300))),
+                     "converged": all(bool(e[0].get("converged", True)) for e in entries.values())})
+        runs.append(table)
+    return rows, runs
+
+
 def extrapolation_study(
     frame: pd.DataFrame,
     laws: Sequence[Law],
@@ -97,6 +163,8 @@ def extrapolation_study(
     fit: Callable | None = None,
     interval: float = 0.9,
     progress: bool = False,
+    calibrate: str | None = None,
+    calibration: Mapping | None = None,
 ) -> ExtrapolationStudy:
     """Fit every law on the runs outside ``holdout`` and score its forecasts of the runs inside.
 
@@ -115,7 +183,26 @@ def extrapolation_study(
         Fit only runs with ``y >= Q_rand + margin`` (chance-normalised laws).
     fit:
         ``fit(law, data) -> result``; default MAP.
+    calibrate:
+        ``None`` (plain bands only), ``"task"`` or ``"pooled"``: also score the calibrated
+        predictive band (:mod:`bayescale.backtest`): each one-stage law is backtested on
+        its own fit-side runs (rolling cut-offs, MAP), and the discrepancy ``tau`` is
+        learned per task or pooled over the tasks of that law.  Adds ``tau``,
+        ``coverage_calibrated`` and ``width_ratio`` to the table; the runs never enter a
+        backtest, so the calibrated coverage is out of sample.  ``"pooled"`` also ranks the
+        one-stage laws by their backtest score (``selection``) and adds rows
+        ``law="calibrated"``: the mixture of the laws' widened forecasts with pseudo-BMA weights
+        ``∝ exp(tasks · mean backtest log density)`` (each task counted once: the errors of
+        overlapping cut-offs are strongly correlated); its ``width_ratio`` is against the
+        plain band of the first law in ``laws``.
+    calibration:
+        Options for :func:`bayescale.backtest.learn_discrepancy` (``level``, ``max_distance``).
     """
+    from bayescale.backtest import backtest, backtest_score, learn_discrepancy
+    from bayescale.forecast import fitted_data
+
+    if calibrate not in (None, "task", "pooled"):
+        raise ValueError(f"calibrate must be None, 'task' or 'pooled', got {calibrate!r}")
     t0 = time.perf_counter()
     fit = fit or functools.partial(fit_map)
     try:
@@ -123,7 +210,7 @@ def extrapolation_study(
     except Exception as exc:  # pandas raises many types for a bad expression
         raise DataError(f"holdout {holdout!r} is not a valid condition: {exc}") from None
     tasks = [None] if task is None else list(dict.fromkeys(frame[task]))
-    rows, runs = [], []
+    rows, runs, pending, backtests = [], [], [], {}
     keys = jax.random.split(key, max(1, len(tasks) * len(laws)))
     k = 0
     for t in tasks:
@@ -145,23 +232,53 @@ def extrapolation_study(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     result = _fit_one(law, train, y=y, proxy=proxy, chance=q, margin=margin, fit=fit)
-                fitted_law = result.law
-                score = score_heldout(result, _test_data(fitted_law, test, y), key=keys[k], interval=interval)
-                row.update({c: score[c] for c in ("mre", "mae", "coverage", "elpd_lfo")})
-                row["converged"] = bool(getattr(result, "converged", getattr(result, "ok", True)))
-                table = score["table"].assign(task=t, law=law.name)
-                runs.append(table)
+                if calibrate and not law.stages:
+                    try:
+                        backtests[t, law.name] = backtest(result.law, fitted_data(result))
+                    except DataError as exc:
+                        row["calibration_error"] = str(exc)
+                pending.append((row, result, _test_data(result.law, test, y), keys[k]))
             except DataError as exc:
                 row.update(mre=np.nan, mae=np.nan, coverage=np.nan, elpd_lfo=np.nan, converged=False,
                            error=str(exc))
             k += 1
             rows.append(row)
-            if progress:
-                print(f"  extrapolation: {t} / {law.name}: MRE {row['mre']:.4f}", flush=True)
+    pooled, selection = {}, None
+    if calibrate == "pooled":
+        scored = []
+        for name in dict.fromkeys(n for _, n in backtests):
+            mine = [b for (_, n), b in backtests.items() if n == name]
+            pooled[name] = learn_discrepancy(*mine, **(calibration or {}))
+            lpd = [backtest_score(b, pooled[name]) for b in mine]
+            scored.append(dict(law=name, tau=pooled[name].tau, backtest_lpd=float(np.mean(lpd)),
+                               n_errors=pooled[name].n_errors, tasks=len(mine)))
+        selection = pd.DataFrame(scored)
+        if not selection.empty:  # pseudo-BMA weights; each task counts once (cut-off errors are correlated)
+            total = selection.backtest_lpd * selection.tasks
+            w = np.exp(total - total.max())
+            selection["weight"] = w / w.sum()
+    for row, result, test_data, k_score in pending:
+        t, name = row["task"], row["law"]
+        discrepancy = pooled.get(name)  # pooled: every task of the law, with or without its own backtest
+        if calibrate == "task" and (t, name) in backtests:
+            discrepancy = learn_discrepancy(backtests[t, name], **(calibration or {}))
+        score = score_heldout(result, test_data, key=k_score, interval=interval, discrepancy=discrepancy)
+        row.update({c: score[c] for c in ("mre", "mae", "coverage", "elpd_lfo")})
+        if discrepancy is not None:
+            row.update({c: score[c] for c in ("coverage_calibrated", "tau", "width_ratio")})
+        row["converged"] = bool(getattr(result, "converged", getattr(result, "ok", True)))
+        runs.append(score["table"].assign(task=t, law=name))
+        if progress:
+            print(f"  extrapolation: {t} / {name}: MRE {row['mre']:.4f}", flush=True)
+    if selection is not None and not selection.empty:
+        extra_rows, extra_runs = _mixture(pending, selection, pooled, reference=laws[0].name, interval=interval)
+        rows += extra_rows
+        runs += extra_runs
     return ExtrapolationStudy(
         table=pd.DataFrame(rows),
         runs=pd.concat(runs, ignore_index=True) if runs else pd.DataFrame(),
         holdout=holdout,
         interval=interval,
         seconds=time.perf_counter() - t0,
+        selection=selection,
     )

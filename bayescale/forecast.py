@@ -33,7 +33,7 @@ from bayescale.law import Law
 from bayescale.model import Gaussian, Likelihood
 from bayescale.prediction import predict_fit_space
 
-__all__ = ["Draws", "Forecast", "compute_to_reach", "draws_of", "forecast", "optimal_bands"]
+__all__ = ["Draws", "Forecast", "compute_to_reach", "draws_of", "forecast", "optimal_bands", "predictive_draws"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +59,8 @@ def draws_of(result) -> Draws:
 
     if isinstance(result, Draws):
         return result
+    if isinstance(getattr(result, "draws", None), Draws):  # a SavedFit
+        return result.draws
     if isinstance(result, NutsResult):
         return Draws(result.law, result.params, np.asarray(result.sigma), result.likelihood, "nuts")
     if isinstance(result, BootstrapResult):
@@ -86,20 +88,39 @@ class Forecast:
     credible: Band
     predictive: Band
     kind: str
+    discrepancy: object = None
+    """The :class:`bayescale.backtest.Discrepancy` that widened ``predictive`` (None: the plain band)."""
 
 
 _MIN_NOISE = 4000
 
 
 @functools.partial(jax.jit, static_argnames=("likelihood", "law"))
-def _noisy(law: Law, likelihood: Likelihood, key, mu, sigma):
+def _noisy(law: Law, likelihood: Likelihood, key, mu, sigma, extra=None):
+    """Observations drawn around ``mu`` (fit space); ``extra`` adds Normal(0, extra) (a law discrepancy)."""
     noise_free = jnp.zeros_like(mu)
-    z = likelihood.distribution(noise_free, sigma.reshape(sigma.shape + (1,) * (mu.ndim - sigma.ndim))).sample(key)
+    k_obs, k_extra = jax.random.split(key)
+    z = likelihood.distribution(noise_free, sigma.reshape(sigma.shape + (1,) * (mu.ndim - sigma.ndim))).sample(k_obs)
+    if extra is not None:
+        z = z + extra.reshape((1,) * (mu.ndim - extra.ndim) + extra.shape) * jax.random.normal(k_extra, mu.shape)
     return law.response.from_fit(mu + z)
 
 
-def forecast(result, x: Mapping[str, object], *, key, interval: float = 0.9) -> Forecast:
+def fitted_data(result):
+    """The :class:`~bayescale.Data` a result was fitted to (None if it does not carry it)."""
+    for holder in (result, getattr(result, "map", None)):
+        found = getattr(holder, "data", None)
+        if found is not None and hasattr(found, "x"):
+            return found
+    return None
+
+
+def forecast(result, x: Mapping[str, object], *, key, interval: float = 0.9, discrepancy=None) -> Forecast:
     """Credible and predictive bands of ``result`` at covariates ``x``.
+
+    ``discrepancy`` (a :class:`bayescale.backtest.Discrepancy`, from backtests) widens the
+    predictive band beyond the largest fitted run by the law's own expected error there: the
+    calibrated band.  Without it the band is the plain (posterior-)predictive one.
 
     >>> import jax, numpy as np
     >>> from bayescale import laws, from_arrays, fit_map, forecast
@@ -109,23 +130,43 @@ def forecast(result, x: Mapping[str, object], *, key, interval: float = 0.9) -> 
     >>> bool(f.predictive.lo <= f.estimate <= f.predictive.hi)
     True
     """
-    d = draws_of(result)
-    mu = predict_fit_space(d.law, d.params, x)  # (chain, draw) + shape
-    # few draws (a MAP point, a short bootstrap): repeat them so that the noise
-    # quantiles of the predictive band rest on at least _MIN_NOISE samples
-    reps = -(-_MIN_NOISE // int(np.prod(d.shape)))
-    with jax.enable_x64(True):
-        mean = np.asarray(d.law.response.from_fit(jnp.asarray(mu)))
-        pred = np.asarray(_noisy(d.law, d.likelihood, key, jnp.asarray(np.repeat(mu, reps, axis=1)),
-                                 jnp.asarray(np.repeat(d.sigma, reps, axis=1))))
+    mean, pred = predictive_draws(result, x, key=key, discrepancy=discrepancy)
     credible = band(mean, interval)
+    d = draws_of(result)
     return Forecast(
         x={k: np.asarray(v, dtype=float) for k, v in x.items()},
         estimate=credible.median,
         credible=credible,
         predictive=band(pred, interval),
         kind=d.kind,
+        discrepancy=discrepancy,
     )
+
+
+def predictive_draws(result, x: Mapping[str, object], *, key, discrepancy=None) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of the mean law and of a new observation at ``x``, natural units, ``(chain, draw) + shape``.
+
+    The predictive draws repeat the parameter draws so that at least 4,000 samples carry the
+    noise (a MAP fit is one draw).  ``discrepancy`` as in :func:`forecast`.
+    """
+    d = draws_of(result)
+    mu = predict_fit_space(d.law, d.params, x)  # (chain, draw) + shape
+    # few draws (a MAP point, a short bootstrap): repeat them so that the noise
+    # quantiles of the predictive band rest on at least _MIN_NOISE samples
+    reps = -(-_MIN_NOISE // int(np.prod(d.shape)))
+    extra = None
+    if discrepancy is not None:
+        data = fitted_data(result)
+        if data is None or discrepancy.along not in data.x:
+            raise ValueError(f"a discrepancy along {discrepancy.along!r} needs the result's fitted data "
+                             f"(the largest fitted {discrepancy.along})")
+        x_along = np.broadcast_to(np.asarray(x[discrepancy.along], dtype=float), mu.shape[2:])
+        extra = jnp.asarray(discrepancy.scale(x_along, float(np.max(data.x[discrepancy.along]))))
+    with jax.enable_x64(True):
+        mean = np.asarray(d.law.response.from_fit(jnp.asarray(mu)))
+        pred = np.asarray(_noisy(d.law, d.likelihood, key, jnp.asarray(np.repeat(mu, reps, axis=1)),
+                                 jnp.asarray(np.repeat(d.sigma, reps, axis=1)), extra))
+    return mean, pred
 
 
 def _paired(results: Sequence) -> list[Draws]:

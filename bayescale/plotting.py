@@ -1,6 +1,19 @@
-"""Plots over any law (matplotlib is imported here only, lazily).
+"""Plots over any law and any draws (matplotlib is imported here only, lazily).
 
-Every function takes an optional ``ax`` and returns the axes it drew on.
+One module for MAP, bootstrap, NUTS and saved fits: every function reads its
+result through :func:`bayescale.draws_of`.
+
+* :func:`plot_forecast` -- observed points, the fitted curve, the credible band (the
+  mean law) and the predictive band (where a new run would land), held-out runs marked;
+* :func:`plot_residuals` -- standardised fit-space residuals against a covariate;
+* :func:`plot_pairs` -- pairwise posterior (or bootstrap) draws of a law's parameters;
+* :func:`plot_optimal` -- N*(C) with its band, for one fit or a validation mix;
+* :func:`plot_isoflop` -- IsoFLOP curves per budget with their vertices and bands;
+* :func:`plot_reliability` -- nominal against empirical coverage of bands (calibration);
+* :func:`plot_fit`, :func:`plot_compute_optimal`, :func:`plot_bands` -- the simple pieces.
+
+Every function takes an optional ``ax`` (or returns a new figure's axes) and returns
+what it drew on.  Covariates declared ``log_scale`` get log axes; labels carry units.
 """
 
 from __future__ import annotations
@@ -11,21 +24,40 @@ import numpy as np
 
 from bayescale.allocation import Allocation
 from bayescale.data import Data
+from bayescale.forecast import draws_of, forecast, optimal_bands
 from bayescale.optimization import MapResult
-from bayescale.prediction import predict
+from bayescale.prediction import predict, predict_fit_space
 
-__all__ = ["plot_compute_optimal", "plot_fit"]
+__all__ = [
+    "plot_bands",
+    "plot_compute_optimal",
+    "plot_fit",
+    "plot_forecast",
+    "plot_isoflop",
+    "plot_optimal",
+    "plot_pairs",
+    "plot_reliability",
+    "plot_residuals",
+]
+
+_OBSERVED = dict(s=16, color="0.15", zorder=4)
+_HELDOUT = dict(s=30, color="tab:red", marker="D", zorder=5)
+_MAX_GROUPS = 8
 
 
-def _axes(ax):
-    if ax is not None:
-        return ax
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    return plt.figure(figsize=(6.4, 4.4)).add_subplot()
+    return plt
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    return _pyplot().figure(figsize=(6.4, 4.4)).add_subplot()
 
 
 def plot_fit(result: MapResult, data: Data, *, along: str | None = None, ax=None, label: str | None = None):
@@ -83,4 +115,237 @@ def plot_bands(x, bands, *, ax=None, xlabel: str = "training compute C [FLOPs]",
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(frameon=False, fontsize=8)
+    return ax
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _data_of(result, data):
+    if data is not None:
+        return data
+    for holder in (result, getattr(result, "map", None)):
+        found = getattr(holder, "data", None)
+        if isinstance(found, Data):
+            return found
+    raise ValueError("this result does not carry its data; pass data=")
+
+
+def _covariate(law, along):
+    along = along or law.covariate_names[-1]
+    try:
+        return next(c for c in law.covariates if c.name == along)
+    except StopIteration:
+        raise ValueError(f"law {law.name!r} has no covariate {along!r}; it reads {law.covariate_names}") from None
+
+
+def _axis_label(cov) -> str:
+    names = {"C": "training compute C", "N": "parameters N", "D": "training tokens D", "k": "samples k"}
+    text = names.get(cov.name, cov.name)
+    return f"{text} [{cov.unit}]" if cov.unit else text
+
+
+def _grid(cov, lo, hi, n=200):
+    return np.geomspace(lo, hi, n) if cov.log_scale else np.linspace(lo, hi, n)
+
+
+# --------------------------------------------------------------------------- forecast
+
+
+def plot_forecast(result, data: Data | None = None, *, heldout: Data | None = None, along: str | None = None,
+                  upto: float | None = None, interval: float = 0.9, key=None, ax=None, label: str | None = None):
+    """Observed runs, the fitted law, its credible and predictive bands, held-out runs.
+
+    ``result`` is any fit (MAP, bootstrap, NUTS, saved); ``data`` defaults to the data it
+    carries.  ``heldout`` (a :class:`~bayescale.Data`) is drawn as red diamonds and the
+    curve extends over it; ``upto`` extends it further along ``along``.  For a law of one
+    covariate the bands are drawn over a grid; for several, one curve per combination of
+    the other covariates (up to 8 combinations; beyond that, intervals at the runs).
+    """
+    import jax
+
+    ax = _axes(ax)
+    d = draws_of(result)
+    law = d.law
+    data = _data_of(result, data)
+    cov = _covariate(law, along)
+    key = jax.random.key(0) if key is None else key
+    sets = [data] + ([heldout] if heldout is not None else [])
+    xs = np.concatenate([s.x[cov.name] for s in sets])
+    hi = max(xs.max(), upto or xs.max())
+    others = [c for c in law.covariate_names if c != cov.name]
+    name = label or f"{law.name} ({d.kind})"
+    if not others:
+        grid = _grid(cov, xs.min(), hi)
+        f = forecast(result, {cov.name: grid}, key=key, interval=interval)
+        ax.fill_between(grid, f.predictive.lo, f.predictive.hi, color="tab:blue", alpha=0.15, lw=0,
+                        label=f"{interval:.0%} predictive band")
+        ax.fill_between(grid, f.credible.lo, f.credible.hi, color="tab:blue", alpha=0.35, lw=0,
+                        label=f"{interval:.0%} credible band")
+        ax.plot(grid, f.estimate, color="tab:blue", lw=2, label=name)
+        ax.axvline(data.x[cov.name].max(), color="0.5", ls=":", lw=1, label="largest fitted run")
+    else:
+        combos = np.unique(np.column_stack([np.concatenate([s.x[o] for s in sets]) for o in others]), axis=0)
+        if len(combos) <= _MAX_GROUPS:
+            colours = _pyplot().get_cmap("viridis")(np.linspace(0.0, 0.9, len(combos)))
+            for combo, colour in zip(combos, colours):
+                at = {o: v for o, v in zip(others, combo)}
+                mask = np.all([np.concatenate([s.x[o] for s in sets]) == v for o, v in at.items()], axis=0)
+                lo, hi = xs[mask].min(), max(xs[mask].max(), upto or 0.0)
+                if hi <= lo:  # one run in this group: a short curve around it
+                    lo, hi = (lo / 2.0, hi * 2.0) if cov.log_scale else (lo - 1.0, hi + 1.0)
+                grid = _grid(cov, lo, hi)
+                f = forecast(result, {cov.name: grid, **{o: np.full_like(grid, v) for o, v in at.items()}},
+                             key=key, interval=interval)
+                ax.fill_between(grid, f.credible.lo, f.credible.hi, color=colour, alpha=0.3, lw=0)
+                ax.plot(grid, f.estimate, color=colour, lw=1.5,
+                        label=", ".join(f"{o}={v:.3g}" for o, v in at.items()))
+        else:
+            f = forecast(result, dict(data.x), key=key, interval=interval)
+            ax.errorbar(data.x[cov.name], f.estimate, yerr=[f.estimate - f.predictive.lo, f.predictive.hi - f.estimate],
+                        fmt="none", ecolor="tab:blue", alpha=0.5, label=f"{name}: {interval:.0%} predictive band")
+    ax.scatter(data.x[cov.name], data.y, label="fitted runs", **_OBSERVED)
+    if heldout is not None:
+        ax.scatter(heldout.x[cov.name], heldout.y, label="held-out runs", **_HELDOUT)
+    if cov.log_scale:
+        ax.set_xscale("log")
+    ax.set_xlabel(_axis_label(cov))
+    ax.set_ylabel(f"{law.response.label}" + (" [nats/token]" if law.response.label == "loss" else ""))
+    ax.set_title(f"{law.name}: {law.formula}", fontsize=8)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(frameon=False, fontsize=7)
+    return ax
+
+
+def plot_residuals(result, data: Data | None = None, *, along: str | None = None, ax=None):
+    """Fit-space residuals of the runs, divided by the fitted scale sigma (medians over draws)."""
+    ax = _axes(ax)
+    d = draws_of(result)
+    data = _data_of(result, data)
+    cov = _covariate(d.law, along)
+    mu = np.median(predict_fit_space(d.law, d.params, data.x).reshape(-1, data.n), axis=0)
+    z = np.asarray(d.law.response.to_fit(data.y))
+    r = (z - mu) / float(np.median(d.sigma))
+    ax.axhline(0.0, color="0.3", lw=1)
+    for level in (-2.0, 2.0):
+        ax.axhline(level, color="0.6", lw=1, ls="--")
+    ax.scatter(data.x[cov.name], r, **_OBSERVED)
+    outside = np.abs(r) > 2.0
+    if outside.any():
+        for xv, rv, row in zip(data.x[cov.name][outside], r[outside], data.rows[outside]):
+            ax.annotate(f"row {row}", (xv, rv), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    if cov.log_scale:
+        ax.set_xscale("log")
+    ax.set_xlabel(_axis_label(cov))
+    ax.set_ylabel(f"residual / sigma  ({d.law.response.describe()})")
+    ax.set_title(f"{d.law.name} ({d.kind}): {int(outside.sum())} of {data.n} runs beyond 2 sigma", fontsize=8)
+    ax.grid(True, which="major", alpha=0.3)
+    return ax
+
+
+def plot_pairs(result, *, params=None, max_points: int = 2000, seed: int = 0):
+    """Pairwise scatter of the draws (lower triangle) and their histograms (diagonal).
+
+    Needs draws (bootstrap, NUTS, or a saved one of those); a MAP fit has a single draw.
+    Parameters spanning more than a decade get log axes.  Returns the figure.
+    """
+    d = draws_of(result)
+    names = list(params or d.law.params)
+    flat = {n: np.asarray(d.params[n]).reshape(-1) for n in names}
+    count = len(next(iter(flat.values())))
+    if count < 2:
+        raise ValueError(f"a {d.kind} result has {count} draw; pair plots need bootstrap or NUTS draws")
+    pick = np.random.default_rng(seed).permutation(count)[:max_points]
+    plt = _pyplot()
+    from matplotlib.ticker import NullFormatter
+
+    k = len(names)
+    fig, axes = plt.subplots(k, k, figsize=(1.9 * k + 1, 1.9 * k + 1), squeeze=False)
+    logs = {n: bool(np.all(flat[n] > 0) and flat[n].max() / flat[n].min() > 10.0) for n in names}
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            if i == j:
+                v = flat[a]
+                bins = np.geomspace(v.min(), v.max(), 40) if logs[a] else 40
+                ax.hist(v, bins=bins, color="tab:blue", alpha=0.7)
+                ax.set_yticks([])
+            else:
+                ax.scatter(flat[b][pick], flat[a][pick], s=2, alpha=0.3, color="tab:blue", rasterized=True)
+                if logs[a]:
+                    ax.set_yscale("log")
+            if logs[b]:
+                ax.set_xscale("log")
+            if i == k - 1:
+                ax.set_xlabel(b)
+            else:
+                ax.set_xticklabels([])
+            if j == 0 and i > 0:
+                ax.set_ylabel(a)
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.tick_params(which="both", labelsize=6)
+    fig.suptitle(f"{d.law.name}: {count} {d.kind} draws", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_optimal(result=None, compute=None, *, mix=None, interval: float = 0.9, ax=None, label: str | None = None):
+    """N*(C) with its band for one fit of a law of N and D, or a validation ``mix``."""
+    compute = np.geomspace(1e19, 1e25, 40) if compute is None else np.asarray(compute, dtype=float)
+    _, bands = optimal_bands(result, compute, interval=interval, mix=mix)
+    name = label or (draws_of(result).law.name if result is not None else "mix")
+    return plot_bands(compute, {name: bands["N"]}, ax=ax)
+
+
+def plot_isoflop(frame, analysis, *, compute: str = "C", size: str = "N", y: str = "loss", ax=None):
+    """IsoFLOP curves: the runs of each budget, its fitted parabola and vertex N* with its band."""
+    from bayescale import laws
+
+    ax = _axes(ax)
+    vertices = analysis.vertices.set_index("C")
+    budgets = sorted(analysis.curves)
+    colours = _pyplot().get_cmap("plasma")(np.linspace(0.0, 0.85, max(len(budgets), 1)))
+    for c, colour in zip(budgets, colours):
+        runs = frame[np.isclose(frame[compute], c, rtol=1e-9)]
+        ax.scatter(runs[size], runs[y], s=14, color=colour, zorder=3)
+        grid = np.geomspace(runs[size].min(), runs[size].max(), 100)
+        ax.plot(grid, predict(laws.isoflop, analysis.curves[c], {"N": grid}), color=colour, lw=1.5,
+                label=f"C = {c:.2g} FLOPs")
+        v = vertices.loc[c]
+        ax.errorbar([v.N_star_median], [analysis.curves[c]["L_star"]],
+                    xerr=[[v.N_star_median - v.N_star_lo], [v.N_star_hi - v.N_star_median]],
+                    fmt="o", color=colour, mec="black", ms=6, capsize=3, zorder=5)
+    eb = analysis.exponent_band
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N [parameters]")
+    ax.set_ylabel(f"{y} [nats/token]")
+    ax.set_title(f"IsoFLOP vertices with {analysis.interval:.0%} bands; N* ∝ C^a, a = {float(eb.median):.3f} "
+                 f"[{float(eb.lo):.3f}, {float(eb.hi):.3f}]", fontsize=8)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(frameon=False, fontsize=7)
+    return ax
+
+
+def plot_reliability(nominal, empirical, *, labels=None, ax=None, counts=None):
+    """Nominal against empirical coverage: calibrated bands lie on the diagonal.
+
+    ``empirical`` is one sequence per method (``labels``), each aligned with ``nominal``.
+    """
+    ax = _axes(ax)
+    nominal = np.asarray(nominal, dtype=float)
+    series = np.atleast_2d(np.asarray(empirical, dtype=float))
+    labels = labels or [f"method {i}" for i in range(len(series))]
+    ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1, label="calibrated")
+    for lab, e in zip(labels, series):
+        ax.plot(nominal, e, marker="o", lw=1.5, label=lab)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("nominal coverage of the band")
+    ax.set_ylabel("empirical coverage" + (f" ({counts} held-out points)" if counts else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend(frameon=False, fontsize=7)
     return ax

@@ -61,6 +61,8 @@ class IsoflopAnalysis:
     exponent: np.ndarray
     log_k: np.ndarray
     interval: float
+    curves: dict[float, dict[str, float]] = dataclasses.field(default_factory=dict)
+    """Per budget, the median of each parameter of :data:`bayescale.laws.isoflop` (for plots)."""
 
     @property
     def exponent_band(self) -> Band:
@@ -93,7 +95,7 @@ def isoflop_analysis(
     from bayescale import laws
     from bayescale.forecast import draws_of
 
-    rows, vertex_draws = [], []
+    rows, vertex_draws, curves = [], [], {}
     for c, group in frame.groupby(compute):
         if group[size].nunique() < min_sizes:
             continue
@@ -111,6 +113,7 @@ def isoflop_analysis(
                          N_star_lo=float(b.lo), N_star_hi=float(b.hi),
                          inside=bool(group[size].min() <= b.median <= group[size].max())))
         vertex_draws.append(n_star)
+        curves[float(c)] = {n: float(np.median(v)) for n, v in d.params.items()}
     if len(rows) < 2:
         raise DataError(f"IsoFLOP analysis needs at least 2 budgets with {min_sizes}+ sizes; found {len(rows)}")
     n = min(len(v) for v in vertex_draws)
@@ -118,4 +121,5 @@ def isoflop_analysis(
     log_c = np.log(np.array([r["C"] for r in rows]))
     design = np.column_stack([np.ones_like(log_c), log_c])
     coef, *_ = np.linalg.lstsq(design, log_n.T, rcond=None)  # (2, draw)
-    return IsoflopAnalysis(vertices=pd.DataFrame(rows), exponent=coef[1], log_k=coef[0], interval=interval)
+    return IsoflopAnalysis(vertices=pd.DataFrame(rows), exponent=coef[1], log_k=coef[0], interval=interval,
+                           curves=curves)

@@ -76,9 +76,9 @@ published
 
 # %%
 boot = bs.fit_bootstrap(laws.chinchilla, data, key=jax.random.key(0), resamples=RESAMPLES, starts=STARTS,
-                        map_fit=fit)
+                        map_fit=fit, progress=not SMALL)
 post = bs.fit_nuts(laws.chinchilla, data, key=jax.random.key(1), chains=CHAINS, warmup=WARMUP, draws=DRAWS,
-                   map_fit=fit)
+                   map_fit=fit, progress=not SMALL)
 print("bootstrap:", boot.diagnostics)
 print("NUTS:", {k: post.diagnostics[k] for k in ("r_hat_max", "ess_bulk_min", "divergences", "ok")})
 

@@ -60,7 +60,8 @@ for i, corpus in enumerate(sorted(runs.train_dataset.unique())):
         table = runs[(runs.train_dataset == corpus) & (runs.val_set == val_set)]
         data = bs.from_frame(table, laws.chinchilla, x=["N", "D"], y="loss")
         posteriors[corpus, skill] = bs.fit_nuts(laws.chinchilla, data, key=jax.random.key(10 * i + j),
-                                                chains=CHAINS, warmup=WARMUP, draws=DRAWS)
+                                                chains=CHAINS, warmup=WARMUP, draws=DRAWS,
+                                                progress=not SMALL)
 pd.DataFrame({f"{c}/{s}": p.diagnostics for (c, s), p in posteriors.items()}).loc[
     ["r_hat_max", "ess_bulk_min", "divergences", "ok"]]
 
@@ -118,7 +119,8 @@ for c in np.geomspace(6e18, 3e21, 5):
         loss = float(bs.predict(laws.chinchilla, truth, dict(N=n, D=d))) * np.exp(0.01 * rng.normal())
         grid.append(dict(C=c, N=n, loss=loss))
 grid = pd.DataFrame(grid)
-fit = functools.partial(bs.fit_bootstrap, key=jax.random.key(7), resamples=100 if SMALL else 1000, starts=4)
+fit = functools.partial(bs.fit_bootstrap, key=jax.random.key(7), resamples=100 if SMALL else 1000, starts=4,
+                        progress=not SMALL)
 iso = isoflop_analysis(grid, fit=fit)
 check_c = np.array([1e20, 1e22])
 n_draws, n_band = iso.n_star(check_c)

@@ -86,3 +86,12 @@ def test_downstream_direct_vs_two_stage(tmp_path):
     assert sum(v["heldout"] for v in cov.values()) == 8 * len(cov)  # the 8 runs above 6e21 per benchmark
     assert 0.0 <= head["direct_coverage_90_all"] <= 1.0
     assert np.isfinite(head["across_tpr_mre"]) and np.isfinite(head["pass_at_k_mre"])
+    cal = head["calibrated"]
+    assert abs(sum(r["weight"] for r in cal["selection"]) - 1.0) < 1e-9
+    rel = pd.DataFrame(cal["reliability"])
+    assert list(rel.nominal) == [0.5, 0.8, 0.9]
+    assert rel.calibrated.is_monotonic_increasing and (rel.width_ratio >= 1.0).all()
+    # the calibrated bands hold at least as many held-out runs as the direct law's plain ones
+    assert (rel.calibrated >= rel.plain_direct).all()
+    assert (tmp_path / "downstream_reliability.png").stat().st_size > 10_000
+    assert [r["level"] for r in cal["backtest_report"]] == [0.5, 0.8, 0.9]

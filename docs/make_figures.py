@@ -1,0 +1,97 @@
+"""Write one PNG per plot kind of :mod:`bayescale.plotting` to ``docs/img/`` (README figures).
+
+    .venv/bin/python docs/make_figures.py [--out docs/img]
+
+Data: the bundled Gadre et al. runs (MIT), a synthetic IsoFLOP grid drawn from a known
+Chinchilla law, and -- when ``../shared/data`` is present -- the Apple DCLM downstream runs
+(their figures are skipped with a message otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+import bayescale as bs
+from bayescale import laws, plotting
+from bayescale.skills import isoflop_analysis
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _save(fig, out: Path, name: str) -> None:
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "img"))
+    out = Path(parser.parse_args().out)
+    out.mkdir(parents=True, exist_ok=True)
+    warnings.simplefilter("ignore", RuntimeWarning)
+    nuts = functools.partial(bs.fit_nuts, key=jax.random.key(0), chains=4, warmup=500, draws=500)
+
+    # Gadre et al.: Chinchilla's law on RedPajama-trained runs, the largest model held out
+    runs = bs.datasets.gadre_long()
+    web = runs[(runs.train_dataset == "rpj") & (runs.val_set == "paloma_falcon-refinedweb")]
+    code = runs[(runs.train_dataset == "rpj") & (runs.val_set == "paloma_dolma_100_programing_languages")]
+    everything = bs.from_frame(web, laws.chinchilla, x=["N", "D"], y="loss")
+    later = everything.mask("N * D > 1e20")  # the 6ND > 6e20 FLOPs runs are held out
+    post = nuts(laws.chinchilla, everything.select(~later))
+    ax = plotting.plot_forecast(post, heldout=everything.select(later), along="D")
+    ax.set_title("Chinchilla law (NUTS) on Gadre et al. rpj runs, RefinedWeb loss; C > 6e20 held out", fontsize=8)
+    _save(ax.figure, out, "forecast_chinchilla")
+
+    ax = plotting.plot_residuals(post, along="D")
+    _save(ax.figure, out, "residuals")
+
+    _save(plotting.plot_pairs(post), out, "pairs")
+
+    post_code = nuts(laws.chinchilla, bs.from_frame(code, laws.chinchilla, x=["N", "D"], y="loss"))
+    post_web = nuts(laws.chinchilla, bs.from_frame(web, laws.chinchilla, x=["N", "D"], y="loss"))
+    ax = plotting.plot_optimal(post_web, label="RefinedWeb loss")
+    plotting.plot_optimal(post_code, ax=ax, label="code loss")
+    ax.set_title("N*(C) by validation skill, trained on rpj (NUTS, 90 % bands)", fontsize=8)
+    _save(ax.figure, out, "optimal")
+
+    # synthetic IsoFLOP grid from a known law
+    truth = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
+    rng = np.random.default_rng(0)
+    grid = []
+    for c in np.geomspace(6e18, 3e21, 5):
+        n_true = float(bs.compute_optimal(laws.chinchilla, truth, c).N)
+        for n in n_true * np.geomspace(1 / 8, 8, 7):
+            loss = float(bs.predict(laws.chinchilla, truth, dict(N=n, D=c / (6 * n)))) * np.exp(0.01 * rng.normal())
+            grid.append(dict(C=c, N=n, loss=loss))
+    grid = pd.DataFrame(grid)
+    iso = isoflop_analysis(grid, fit=functools.partial(bs.fit_bootstrap, key=jax.random.key(7), resamples=400,
+                                                       starts=4))
+    ax = plotting.plot_isoflop(grid, iso)
+    _save(ax.figure, out, "isoflop")
+
+    # Apple DCLM (not redistributable; read from ../shared when present)
+    path = SHARED / "apple-downstream" / "metrics_dclm_data_mixture.subset.csv"
+    if not path.exists():
+        print(f"skipped the downstream figures: {path} is absent")
+        return
+    raw = bs.datasets.read_apple_downstream(path)
+    hs = raw[(raw.benchmark == "hellaswag") & (raw.metric_type == "acc_norm") & (raw.tpr == 20) & (raw.C >= 3e18)]
+    law = laws.direct.with_chance(0.25)
+    runs = bs.from_frame(hs, law, x=["C"], y="score")
+    later = runs.mask("C > 6e21")
+    train, test = runs.select(~later & (runs.y >= 0.3)), runs.select(later)
+    ax = plotting.plot_forecast(nuts(law, train), heldout=test)
+    ax.set_title("direct law (NUTS, plain bands), HellaSwag acc_norm, DCLM TPR 20: fit C <= 6e21", fontsize=8)
+    _save(ax.figure, out, "forecast_direct")
+
+
+if __name__ == "__main__":
+    main()
