@@ -153,7 +153,8 @@ def _grid(cov, lo, hi, n=200):
 
 
 def plot_forecast(result, data: Data | None = None, *, heldout: Data | None = None, along: str | None = None,
-                  upto: float | None = None, interval: float = 0.9, key=None, ax=None, label: str | None = None):
+                  upto: float | None = None, interval: float = 0.9, key=None, ax=None, label: str | None = None,
+                  discrepancy=None):
     """Observed runs, the fitted law, its credible and predictive bands, held-out runs.
 
     ``result`` is any fit (MAP, bootstrap, NUTS, saved); ``data`` defaults to the data it
@@ -161,6 +162,7 @@ def plot_forecast(result, data: Data | None = None, *, heldout: Data | None = No
     curve extends over it; ``upto`` extends it further along ``along``.  For a law of one
     covariate the bands are drawn over a grid; for several, one curve per combination of
     the other covariates (up to 8 combinations; beyond that, intervals at the runs).
+    ``discrepancy`` (:mod:`bayescale.backtest`) draws the calibrated predictive band.
     """
     import jax
 
@@ -177,9 +179,10 @@ def plot_forecast(result, data: Data | None = None, *, heldout: Data | None = No
     name = label or f"{law.name} ({d.kind})"
     if not others:
         grid = _grid(cov, xs.min(), hi)
-        f = forecast(result, {cov.name: grid}, key=key, interval=interval)
+        f = forecast(result, {cov.name: grid}, key=key, interval=interval, discrepancy=discrepancy)
+        kind = "calibrated predictive" if discrepancy is not None else "predictive"
         ax.fill_between(grid, f.predictive.lo, f.predictive.hi, color="tab:blue", alpha=0.15, lw=0,
-                        label=f"{interval:.0%} predictive band")
+                        label=f"{interval:.0%} {kind} band")
         ax.fill_between(grid, f.credible.lo, f.credible.hi, color="tab:blue", alpha=0.35, lw=0,
                         label=f"{interval:.0%} credible band")
         ax.plot(grid, f.estimate, color="tab:blue", lw=2, label=name)

@@ -88,9 +88,57 @@ def main() -> None:
     runs = bs.from_frame(hs, law, x=["C"], y="score")
     later = runs.mask("C > 6e21")
     train, test = runs.select(~later & (runs.y >= 0.3)), runs.select(later)
-    ax = plotting.plot_forecast(nuts(law, train), heldout=test)
+    post = nuts(law, train)
+    ax = plotting.plot_forecast(post, heldout=test)
     ax.set_title("direct law (NUTS, plain bands), HellaSwag acc_norm, DCLM TPR 20: fit C <= 6e21", fontsize=8)
     _save(ax.figure, out, "forecast_direct")
+
+    # the same fit with the calibrated band: tau learned from backtests of the 12 benchmarks' fit sides
+    from bayescale.backtest import backtest, learn_discrepancy
+    from bayescale.extrapolation import extrapolation_study
+
+    benchmarks = {"arc_easy": 0.25, "arc_challenge": 0.25, "sciq": 0.25, "piqa": 0.5, "hellaswag": 0.25,
+                  "webqs_1shot": 0.0, "winogrande": 0.5, "lambada_openai": 0.0, "triviaqa_1shot": 0.0,
+                  "gsm8k_cot_llama": 0.0, "humaneval-py": 0.0, "lbpp": 0.0}
+    metric = {"webqs_1shot": "exact_match", "triviaqa_1shot": "exact_match", "gsm8k_cot_llama": "exact_match",
+              "humaneval-py": "pass@1", "lbpp": "pass@1"}
+    backtests = []
+    for bench, q in benchmarks.items():
+        rows = raw[(raw.benchmark == bench) & (raw.metric_type == metric.get(bench, "acc_norm" if bench == "hellaswag"
+                                                                             else "acc")) & (raw.tpr == 20)
+                   & (raw.C >= 3e18) & (raw.C <= 6e21)]
+        task_law = laws.direct.with_chance(q)
+        try:
+            backtests.append(backtest(task_law, bs.from_frame(rows[rows.score >= q + 0.05], task_law, x=["C"],
+                                                              y="score")))
+        except bs.DataError:
+            continue
+    discrepancy = learn_discrepancy(*backtests, level=0.9)
+    ax = plotting.plot_forecast(post, heldout=test, discrepancy=discrepancy)
+    ax.set_title(f"same fit, calibrated band: tau = {discrepancy.tau:.3f} per e-fold of C beyond 6e21 "
+                 f"(backtests of {discrepancy.n_tasks} benchmarks)", fontsize=8)
+    _save(ax.figure, out, "forecast_direct_calibrated")
+
+    frame = []
+    for bench, q in benchmarks.items():
+        rows = raw[(raw.benchmark == bench) & (raw.metric_type == metric.get(bench, "acc")) & (raw.tpr == 20)
+                   & (raw.C >= 3e18)]
+        frame.append(rows[["C", "score"]].assign(task=bench))
+    frame = pd.concat(frame, ignore_index=True)
+    levels = (0.5, 0.8, 0.9)
+    plain, calibrated = [], []
+    for level in levels:
+        s = extrapolation_study(frame, [laws.direct, laws.direct_ceiling], y="score", holdout="C > 6e21",
+                                key=jax.random.key(5), task="task", chance=benchmarks,
+                                fit=functools.partial(bs.fit_map, objective=bs.SquaredError()), interval=level,
+                                calibrate="pooled", calibration={"level": level})
+        plain.append(s.runs[s.runs.law == "direct"]["inside"].mean())
+        calibrated.append(s.runs[s.runs.law == "calibrated"]["inside"].mean())
+    ax = plotting.plot_reliability(levels, [plain, calibrated], labels=["direct law, plain band",
+                                                                        "calibrated (discrepancy + law-form mixture)"],
+                                   counts=int((s.runs.law == "calibrated").sum()))
+    ax.set_title("DCLM, 12 benchmarks, held-out runs above 6e21 FLOPs", fontsize=8)
+    _save(ax.figure, out, "reliability")
 
 
 if __name__ == "__main__":
