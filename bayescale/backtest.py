@@ -35,7 +35,7 @@ from jax.scipy.special import ndtri
 from bayescale.data import Data, DataError
 from bayescale.law import Law
 from bayescale.objective import SquaredError
-from bayescale.optimization import Solver, _polish, _residuals, _screen, robust_scale, starts_for
+from bayescale.optimization import Solver, _polish, _residuals, _screen, starts_for
 
 __all__ = ["Backtest", "Discrepancy", "backtest", "backtest_score", "calibration_report", "learn_discrepancy"]
 

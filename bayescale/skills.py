@@ -22,7 +22,7 @@ from bayescale.bands import Band, band
 from bayescale.data import DataError, from_frame
 from bayescale.forecast import _paired, optimal_bands
 
-__all__ = ["IsoflopAnalysis", "isoflop_analysis", "mix_curve"]
+__all__ = ["IsoflopAnalysis", "isoflop_analysis", "isoflop_grid", "mix_curve"]
 
 
 def mix_curve(result_a, result_b, weights: Sequence[float], compute: float, *, interval: float = 0.9) -> pd.DataFrame:
@@ -123,3 +123,24 @@ def isoflop_analysis(
     coef, *_ = np.linalg.lstsq(design, log_n.T, rcond=None)  # (2, draw)
     return IsoflopAnalysis(vertices=pd.DataFrame(rows), exponent=coef[1], log_k=coef[0], interval=interval,
                            curves=curves)
+
+
+def isoflop_grid(law, params, budgets, *, sizes: int = 7, span: float = 8.0, noise: float = 0.01,
+                 seed: int = 0) -> pd.DataFrame:
+    """A synthetic IsoFLOP grid from a known law of N and D: ``C, N, loss`` per run.
+
+    At each budget, ``sizes`` model sizes spread log-evenly over ``[N*/span, N*·span]`` around
+    the law's true optimum, each with ``D = C / (6N)`` and multiplicative log-normal noise of
+    sd ``noise`` -- a design with a known answer for :func:`isoflop_analysis`.
+    """
+    from bayescale.allocation import compute_optimal
+    from bayescale.prediction import predict
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in np.atleast_1d(np.asarray(budgets, dtype=float)):
+        n_true = float(compute_optimal(law, params, c).N)
+        for n in n_true * np.geomspace(1.0 / span, span, sizes):
+            loss = float(predict(law, params, dict(N=n, D=c / (6 * n)))) * np.exp(noise * rng.normal())
+            rows.append(dict(C=c, N=n, loss=loss))
+    return pd.DataFrame(rows)

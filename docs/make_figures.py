@@ -20,7 +20,7 @@ import pandas as pd
 
 import bayescale as bs
 from bayescale import laws, plotting
-from bayescale.skills import isoflop_analysis
+from bayescale.skills import isoflop_analysis, isoflop_grid
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -64,14 +64,7 @@ def main() -> None:
 
     # synthetic IsoFLOP grid from a known law
     truth = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
-    rng = np.random.default_rng(0)
-    grid = []
-    for c in np.geomspace(6e18, 3e21, 5):
-        n_true = float(bs.compute_optimal(laws.chinchilla, truth, c).N)
-        for n in n_true * np.geomspace(1 / 8, 8, 7):
-            loss = float(bs.predict(laws.chinchilla, truth, dict(N=n, D=c / (6 * n)))) * np.exp(0.01 * rng.normal())
-            grid.append(dict(C=c, N=n, loss=loss))
-    grid = pd.DataFrame(grid)
+    grid = isoflop_grid(laws.chinchilla, truth, np.geomspace(6e18, 3e21, 5))
     iso = isoflop_analysis(grid, fit=functools.partial(bs.fit_bootstrap, key=jax.random.key(7), resamples=400,
                                                        starts=4))
     ax = plotting.plot_isoflop(grid, iso)

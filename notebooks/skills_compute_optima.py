@@ -40,7 +40,7 @@ import pandas as pd
 
 import bayescale as bs
 from bayescale import laws
-from bayescale.skills import isoflop_analysis, mix_curve
+from bayescale.skills import isoflop_analysis, isoflop_grid, mix_curve
 
 SMALL = os.environ.get("BAYESCALE_NOTEBOOK_SCALE", "full") == "small"
 CHAINS, WARMUP, DRAWS = (2, 400, 400) if SMALL else (4, 1000, 1000)
@@ -110,15 +110,7 @@ pd.concat(curves, names=["corpus"]).round(3)
 
 # %%
 truth = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
-rng = np.random.default_rng(0)
-grid = []
-for c in np.geomspace(6e18, 3e21, 5):
-    n_true = float(bs.compute_optimal(laws.chinchilla, truth, c).N)
-    for n in n_true * np.geomspace(1 / 8, 8, 7):
-        d = c / (6 * n)
-        loss = float(bs.predict(laws.chinchilla, truth, dict(N=n, D=d))) * np.exp(0.01 * rng.normal())
-        grid.append(dict(C=c, N=n, loss=loss))
-grid = pd.DataFrame(grid)
+grid = isoflop_grid(laws.chinchilla, truth, np.geomspace(6e18, 3e21, 5), sizes=7, span=8.0, noise=0.01, seed=0)
 fit = functools.partial(bs.fit_bootstrap, key=jax.random.key(7), resamples=100 if SMALL else 1000, starts=4,
                         progress=not SMALL)
 iso = isoflop_analysis(grid, fit=fit)

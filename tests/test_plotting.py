@@ -5,12 +5,11 @@ import functools
 import jax
 import matplotlib
 import numpy as np
-import pandas as pd
 import pytest
 
 import bayescale as bs
 from bayescale import laws, plotting
-from bayescale.skills import isoflop_analysis
+from bayescale.skills import isoflop_analysis, isoflop_grid
 
 matplotlib.use("Agg")
 
@@ -71,13 +70,8 @@ def test_pairs_need_draws():
 
 def test_isoflop_and_reliability(tmp_path):
     truth = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
-    rows = []
-    for c in np.geomspace(6e18, 3e21, 3):
-        n0 = float(bs.compute_optimal(laws.chinchilla, truth, c).N)
-        for n in n0 * np.geomspace(1 / 8, 8, 6):
-            rows.append(dict(C=c, N=n, loss=float(bs.predict(laws.chinchilla, truth, dict(N=n, D=c / (6 * n))))))
-    grid = pd.DataFrame(rows)
-    grid["loss"] *= np.exp(0.005 * np.random.default_rng(1).standard_normal(len(grid)))
+    grid = isoflop_grid(laws.chinchilla, truth, np.geomspace(6e18, 3e21, 3), sizes=6, noise=0.005, seed=1)
+    assert len(grid) == 18 and set(grid.columns) == {"C", "N", "loss"}
     iso = isoflop_analysis(grid, fit=functools.partial(bs.fit_bootstrap, key=jax.random.key(3), resamples=30,
                                                        starts=4))
     assert set(iso.curves) == set(iso.vertices.C)
