@@ -1,4 +1,7 @@
-"""Command line: ``bayescale fit`` (and ``bayescale demo``).
+"""Command line: ``bayescale fit | forecast | optimal | compare | demo``.
+
+``fit`` (``--save``, ``--plot``), ``forecast`` and ``optimal`` (from a data file or ``--from`` a saved
+fit; ``--plot``), ``compare`` (several laws, LOO/WAIC/leave-future-out), ``demo`` (the bundled runs).
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the column/row and
 the fix, no traceback, no output file written), 1 a fit that failed (did not
@@ -112,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
         _add_fit_arguments(cmds[name], LAWS, several=name == "compare")
     cmds["fit"].add_argument("--save", metavar="PATH", help="save the fit (ArviZ NetCDF) for forecast/optimal --from")
     cmds["fit"].add_argument("--plot", metavar="PATH", help="write a PNG: runs, fitted law, credible and predictive bands")
+    cmds["forecast"].add_argument("--plot", metavar="PATH",
+                                  help="write a PNG: runs, the law and its bands out to the forecast points (marked)")
+    cmds["optimal"].add_argument("--plot", metavar="PATH", help="write a PNG of N*(C) with its band around the budgets")
     for name in ("forecast", "optimal"):
         cmds[name].add_argument("--from", dest="saved", metavar="PATH",
                                 help="use a fit saved by `bayescale fit --save` instead of fitting DATA")
@@ -259,8 +265,6 @@ def _print_table(result, bands=None, out=sys.stdout) -> None:
 def _cmd_fit(args) -> int:
     t0 = time.perf_counter()
     law, frame, x = _prepare(args)
-    for flag in ("json", "save", "plot"):
-        _output_path(f"--{flag}", getattr(args, flag))
     if args.method == "bootstrap" and law.stages:
         raise InputError(f"--method bootstrap is not available for the two-stage law {law.name!r} yet; use --method map")
     if args.method == "nuts":
@@ -441,6 +445,8 @@ def _prepare(args):
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if not 0.0 < args.interval < 1.0:
         raise InputError(f"--interval must lie in (0, 1), got {args.interval}")
+    for flag in ("json", "save", "plot"):
+        _output_path(f"--{flag}", getattr(args, flag, None))
     if getattr(args, "saved", None):
         if args.data:
             raise InputError(f"give either a data file ({args.data!r}) or --from {args.saved!r}, not both")
@@ -474,8 +480,11 @@ def _output_path(flag: str, path: str | None) -> None:
         raise InputError(f"cannot write {flag} {path!r}: folder {str(Path(path).parent)!r} does not exist")
 
 
-def _save_outputs(args, result) -> None:
-    """``--save`` and ``--plot``, each written whole or not at all."""
+def _save_outputs(args, result, draw=None) -> None:
+    """``--save`` and ``--plot``, each written whole or not at all.
+
+    ``draw()`` returns the axes of the plot (default: the fit with its bands).
+    """
     if getattr(args, "save", None):
         from bayescale.saved import save
 
@@ -483,7 +492,7 @@ def _save_outputs(args, result) -> None:
     if getattr(args, "plot", None):
         from bayescale.plotting import plot_forecast
 
-        ax = plot_forecast(result, interval=args.interval)
+        ax = draw() if draw is not None else plot_forecast(result, interval=args.interval)
         atomic_write(args.plot, lambda tmp: ax.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
 
 
@@ -498,6 +507,7 @@ def _finish(args, payload: dict, trouble: str) -> int:
 
 def _cmd_forecast(args) -> int:
     import jax
+    import numpy as np
 
     from bayescale.forecast import forecast
 
@@ -521,6 +531,18 @@ def _cmd_forecast(args) -> int:
         where = ", ".join(f"{k}={row[k]:.4g}" for k in points)
         print(f"  {where}: {row['estimate']:.5g}  [{row['lo']:.5g}, {row['hi']:.5g}]  "
               f"credible [{row['credible_lo']:.5g}, {row['credible_hi']:.5g}]")
+    def draw():
+        from bayescale.plotting import plot_forecast
+
+        along = law.covariate_names[-1]
+        ax = plot_forecast(result, along=along, upto=float(np.max(points[along])), interval=args.interval,
+                           discrepancy=discrepancy)
+        ax.errorbar(points[along], f.estimate, yerr=[f.estimate - f.predictive.lo, f.predictive.hi - f.estimate],
+                    fmt="s", color="tab:orange", capsize=4, zorder=6, label="forecast points")
+        ax.legend(frameon=False, fontsize=7)
+        return ax
+
+    _save_outputs(args, result, draw)
     payload = {"law": law.name, "method": method, "interval": args.interval, "points": rows, "band": band_name,
                "discrepancy": None if discrepancy is None else {"tau": discrepancy.tau, "along": discrepancy.along,
                                                                 "describe": discrepancy.describe()},
@@ -581,6 +603,20 @@ def _cmd_optimal(args) -> int:
         _, bands = optimal_bands(result, compute, interval=args.interval)
         method, trouble, diagnostics = (result.kind if args.saved else args.method), _trouble(result), \
             _scalars(result.diagnostics)
+    def draw():
+        from bayescale.plotting import plot_optimal
+
+        grid = np.geomspace(compute.min() / 10.0, compute.max() * 10.0, 40)
+        if args.mix:
+            ax = plot_optimal(None, grid, mix=[(fits[name], w) for name, w in parts.items()], interval=args.interval,
+                              label=f"mix {args.mix}")
+        else:
+            ax = plot_optimal(result, grid, interval=args.interval)
+        for c in compute:
+            ax.axvline(c, color="0.5", ls=":", lw=1)
+        return ax
+
+    _save_outputs(args, None, draw)
     rows = []
     mixed = f", mix {args.mix} of {args.by}" if args.mix else ""
     print(f"law {law.name} ({method}{mixed}); median [{args.interval:.0%} interval]")

@@ -271,7 +271,7 @@ def test_compare_ranks_laws_by_leave_future_out(tmp_path):
         path, index=False)
     out = tmp_path / "cmp.json"
     r = run_cli("compare", path, "--laws", "direct,two_stage_linear", "--x", "C", "--y", "acc", "--chance", "0.25",
-                "--proxy", "val_loss", "--holdout", "C > 1e21", "--chains", "2", "--warmup", "300", "--draws", "300",
+                "--proxy", "val_loss", "--holdout", "C > 1e21", "--chains", "2", "--warmup", "200", "--draws", "200",
                 "--quiet", "--allow-warnings", "--json", out)
     assert r.returncode == 0, r.stderr
     payload = json.loads(out.read_text())

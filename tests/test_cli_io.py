@@ -45,14 +45,18 @@ def test_save_then_forecast_and_optimal_from_the_file(long_csv, tmp_path, capsys
                        "--quiet", "--at", "N=7e9;D=1.4e11", "--json", fresh)
     assert code == 0, err
     later = tmp_path / "later.json"
-    code, out, err = cli(capsys, "forecast", "--from", saved, "--at", "N=7e9;D=1.4e11", "--json", later)
+    code, out, err = cli(capsys, "forecast", "--from", saved, "--at", "N=7e9;D=1.4e11", "--json", later,
+                         "--plot", tmp_path / "fc.png")
     assert code == 0, err
+    assert (tmp_path / "fc.png").read_bytes()[:4] == b"\x89PNG"
     a, b = json.loads(fresh.read_text()), json.loads(later.read_text())
     assert b["method"] == "bootstrap"
     assert b["points"][0]["estimate"] == pytest.approx(a["points"][0]["estimate"], rel=1e-9)  # same seed, same fit
     opt = tmp_path / "opt.json"
-    code, _, err = cli(capsys, "optimal", "--from", saved, "--compute", "1e21", "--json", opt)
+    code, _, err = cli(capsys, "optimal", "--from", saved, "--compute", "1e21", "--json", opt,
+                       "--plot", tmp_path / "opt.png")
     assert code == 0, err
+    assert (tmp_path / "opt.png").read_bytes()[:4] == b"\x89PNG"
     n = json.loads(opt.read_text())["optima"][0]["N"]
     assert n["lo"] <= n["estimate"] <= n["hi"]
 
