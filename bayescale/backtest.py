@@ -61,10 +61,13 @@ class Backtest:
         return (self.errors["error"] / self.errors["scale"]).to_numpy()
 
 
-def _default_origins(x: np.ndarray, min_runs: int) -> np.ndarray:
+def _default_origins(x: np.ndarray, min_runs: int, most: int) -> np.ndarray:
     values = np.unique(x)
     counts = np.array([(x <= v).sum() for v in values])
-    return values[(counts >= min_runs) & (values < values.max())]
+    candidates = values[(counts >= min_runs) & (values < values.max())]
+    if len(candidates) > most:  # evenly spread over the candidates, the last one always kept
+        candidates = np.unique(candidates[np.linspace(0, len(candidates) - 1, most).round().astype(int)])
+    return candidates
 
 
 def backtest(
@@ -74,6 +77,7 @@ def backtest(
     along: str | None = None,
     origins: Sequence[float] | None = None,
     min_runs: int | None = None,
+    most: int = 30,
     objective=SquaredError(),
     starts: int = 8,
     solver: Solver = Solver(),
@@ -83,7 +87,8 @@ def backtest(
     ``origins`` are cut-off values of the covariate ``along`` (default: the law's last
     log-scale covariate, e.g. compute): each cut-off fit uses the runs with ``x <= cut``
     and forecasts the rest.  Default cut-offs: every distinct value with at least
-    ``min_runs`` runs at or below it (default ``max(n_params + 3, 10)``) and one run above.  Each
+    ``min_runs`` runs at or below it (default ``max(n_params + 3, 10)``) and one run above, thinned
+    to at most ``most`` cut-offs spread evenly over them.  Each
     cut-off gets its own multi-start fit (its best ``starts`` grid points, screened on its
     own runs: nothing of the future leaks into a cut-off's fit).
     """
@@ -92,7 +97,8 @@ def backtest(
         raise DataError(f"law {law.name!r} has no covariate {along!r} to backtest along; it reads {law.covariate_names}")
     xa = np.asarray(data.x[along], dtype=float)
     min_runs = min_runs or max(law.n_params + 3, 10)
-    cuts = np.asarray(sorted(origins), dtype=float) if origins is not None else _default_origins(xa, min_runs)
+    cuts = (np.asarray(sorted(origins), dtype=float) if origins is not None
+            else _default_origins(xa, min_runs, most))
     cuts = np.array([c for c in cuts if (xa <= c).sum() >= min_runs and (xa > c).any()])
     if len(cuts) == 0:
         raise DataError(f"backtest of {law.name!r}: no cut-off leaves {min_runs}+ runs to fit and one to forecast "

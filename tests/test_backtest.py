@@ -115,3 +115,12 @@ def test_cli_forecast_defaults_to_the_calibrated_band(tmp_path):
     for p, q in zip(cal["points"], plain["points"]):
         assert p["estimate"] == pytest.approx(q["estimate"])
         assert p["hi"] - p["lo"] > q["hi"] - q["lo"]
+
+
+def test_default_cut_offs_are_thinned_evenly():
+    from bayescale.backtest import _default_origins
+
+    x = np.geomspace(1e18, 1e22, 100)
+    cuts = _default_origins(x, 10, 30)
+    assert len(cuts) == 30 and cuts[0] == x[9] and cuts[-1] == x[-2]  # first and last candidates kept
+    assert len(_default_origins(x[:25], 10, 30)) == 15  # fewer candidates than the cap: all of them
