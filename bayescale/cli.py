@@ -630,7 +630,7 @@ def _cmd_optimal(args) -> int:
               f"D* {row['D']['estimate']:.4g}  tokens/param {row['tokens_per_param']['estimate']:.3g} "
               f"[{row['tokens_per_param']['lo']:.3g}, {row['tokens_per_param']['hi']:.3g}]")
     payload = {"law": law.name, "method": method, "interval": args.interval, "optima": rows,
-               "mix": _parse_mix(args.mix, args.by, frame) if args.mix else None,
+               "mix": parts if args.mix else None,
                "diagnostics": diagnostics, "seconds": round(time.perf_counter() - t0, 4)}
     return _finish(args, payload, trouble)
 

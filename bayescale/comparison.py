@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.data import Data
-from bayescale.forecast import draws_of, forecast
+from bayescale.forecast import draws_of, fitted_data, forecast
 from bayescale.model import pointwise_log_likelihood
 
 __all__ = ["compare", "leave_future_out", "loo", "refit", "score_heldout", "waic"]
@@ -136,9 +136,7 @@ def refit(result, keep: np.ndarray, *, key):
 
 
 def _data_of(result):
-    data = getattr(result, "data", None)
-    if data is None and hasattr(result, "map"):
-        data = result.map.data
+    data = fitted_data(result)
     if data is None:
         raise ValueError("this result carries no data")
     return data

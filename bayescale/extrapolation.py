@@ -60,13 +60,6 @@ class ExtrapolationStudy:
         return str(self.selection.sort_values("backtest_lpd", ascending=False)["law"].iloc[0])
 
     @property
-    def calibrated(self) -> pd.DataFrame:
-        """Per task: the chosen law's point forecast and calibrated band scores."""
-        if self.chosen is None:
-            raise ValueError("no calibrated forecast: run the study with calibrate='pooled'")
-        return self.table[self.table.law == self.chosen].reset_index(drop=True)
-
-    @property
     def summary(self) -> pd.DataFrame:
         ok = self.table.dropna(subset=["mre"])
         columns = [c for c in ("mre", "mae", "coverage", "coverage_calibrated", "width_ratio", "tau", "elpd_lfo")
@@ -104,8 +97,12 @@ def _test_data(law: Law, test: pd.DataFrame, y: str) -> Data:
 _MIXTURE_DRAWS = 8000
 
 
-def _mixture(pending, selection: pd.DataFrame, pooled: dict, *, reference: str, interval: float):
-    """Rows ``law="calibrated"``: the weighted mixture of the laws' discrepancy-widened forecasts."""
+def _mixture(pending, selection: pd.DataFrame, pooled: dict, plain: dict, *, reference: str, interval: float):
+    """Rows ``law="calibrated"``: the weighted mixture of the laws' discrepancy-widened forecasts.
+
+    ``plain`` maps ``(task, law)`` to the scored per-run table of that law's plain band; the
+    reference law's gives the width ratio.
+    """
     from bayescale.forecast import predictive_draws
 
     weights = dict(zip(selection.law, selection.weight))
@@ -136,9 +133,7 @@ def _mixture(pending, selection: pd.DataFrame, pooled: dict, *, reference: str, 
         rel = np.abs(estimate - test.y) / np.abs(test.y)
         table = pd.DataFrame({"row": test.rows, **dict(test.x), "y": test.y, "estimate": estimate, "lo": lo, "hi": hi,
                               "inside": inside, "task": t, "law": "calibrated"})
-        ref_runs = entries[reference]
-        f_ref = predictive_draws(ref_runs[1], test.x, key=ref_runs[3])[1].reshape(-1, test.n)
-        ref_lo, ref_hi = np.quantile(f_ref, [tail, 1.0 - tail], axis=0)
+        ref_lo, ref_hi = (plain[t, reference][c].to_numpy() for c in ("lo", "hi"))
         rows.append({"task": t, "law": "calibrated", "n_fit": ref_row["n_fit"], "n_heldout": test.n,
                      "n_heldout_unscored": ref_row["n_heldout_unscored"], "mre": float(rel.mean()),
                      "mae": float(np.abs(estimate - test.y).mean()), "coverage": float(inside.mean()),
@@ -257,6 +252,7 @@ def extrapolation_study(
             total = selection.backtest_lpd * selection.tasks
             w = np.exp(total - total.max())
             selection["weight"] = w / w.sum()
+    plain = {}
     for row, result, test_data, k_score in pending:
         t, name = row["task"], row["law"]
         discrepancy = pooled.get(name)  # pooled: every task of the law, with or without its own backtest
@@ -267,11 +263,13 @@ def extrapolation_study(
         if discrepancy is not None:
             row.update({c: score[c] for c in ("coverage_calibrated", "tau", "width_ratio")})
         row["converged"] = bool(getattr(result, "converged", getattr(result, "ok", True)))
+        plain[t, name] = score["table"]
         runs.append(score["table"].assign(task=t, law=name))
         if progress:
             print(f"  extrapolation: {t} / {name}: MRE {row['mre']:.4f}", flush=True)
     if selection is not None and not selection.empty:
-        extra_rows, extra_runs = _mixture(pending, selection, pooled, reference=laws[0].name, interval=interval)
+        extra_rows, extra_runs = _mixture(pending, selection, pooled, plain, reference=laws[0].name,
+                                            interval=interval)
         rows += extra_rows
         runs += extra_runs
     return ExtrapolationStudy(

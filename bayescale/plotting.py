@@ -24,7 +24,7 @@ import numpy as np
 
 from bayescale.allocation import Allocation
 from bayescale.data import Data
-from bayescale.forecast import draws_of, forecast, optimal_bands
+from bayescale.forecast import draws_of, fitted_data, forecast, optimal_bands
 from bayescale.optimization import MapResult
 from bayescale.prediction import predict, predict_fit_space
 
@@ -122,13 +122,10 @@ def plot_bands(x, bands, *, ax=None, xlabel: str = "training compute C [FLOPs]",
 
 
 def _data_of(result, data):
-    if data is not None:
-        return data
-    for holder in (result, getattr(result, "map", None)):
-        found = getattr(holder, "data", None)
-        if isinstance(found, Data):
-            return found
-    raise ValueError("this result does not carry its data; pass data=")
+    data = data if data is not None else fitted_data(result)
+    if data is None:
+        raise ValueError("this result does not carry its data; pass data=")
+    return data
 
 
 def _covariate(law, along):

@@ -25,7 +25,7 @@ import numpy as np
 
 from bayescale._io import atomic_write
 from bayescale.data import Data
-from bayescale.forecast import Draws, draws_of
+from bayescale.forecast import Draws, draws_of, fitted_data
 from bayescale.law import ChanceAccuracy, Law
 from bayescale.model import Gaussian, HuberLikelihood, StudentT
 
@@ -135,7 +135,7 @@ def save(result, path: str | os.PathLike, *, data: Data | None = None) -> Path:
         raise SavedFitError(f"cannot save to {str(target)!r}: folder {str(target.parent)!r} does not exist")
     d = draws_of(result)
     if data is None:
-        data = getattr(result, "data", None) or getattr(getattr(result, "map", None), "data", None)
+        data = fitted_data(result)
     tree = to_datatree(result, data)
     law = d.law
     x = _probe_x(law, data)

@@ -23,3 +23,12 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not available: {path} (set BAYESCALE_SHARED_DATA to its folder)")
     return path
+
+
+def gadre_csv(tmp_path_factory, query: str, name: str) -> Path:
+    """The bundled Gadre et al. runs (long format) selected by ``query``, written as a CSV for the CLI."""
+    import bayescale as bs
+
+    path = tmp_path_factory.mktemp("gadre") / name
+    bs.datasets.gadre_long().query(query).to_csv(path, index=False)
+    return path

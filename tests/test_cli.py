@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import gadre_csv as write_gadre_csv
 from conftest import shared_file
 
 
@@ -198,12 +199,7 @@ def test_nuts_method_reports_diagnostics_and_flags_a_short_run(tmp_path):
 
 @pytest.fixture(scope="module")
 def gadre_csv(tmp_path_factory):
-    import bayescale as bs
-
-    runs = bs.datasets.gadre_long().query("train_dataset == 'rpj' and val_set == 'c4_val'")
-    path = tmp_path_factory.mktemp("gadre") / "rpj_c4.csv"
-    runs.to_csv(path, index=False)
-    return path
+    return write_gadre_csv(tmp_path_factory, "train_dataset == 'rpj' and val_set == 'c4_val'", "rpj_c4.csv")
 
 
 def test_forecast_on_the_bundled_runs(gadre_csv, tmp_path):

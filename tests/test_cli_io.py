@@ -11,10 +11,10 @@ import string
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import gadre_csv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bayescale as bs
 from bayescale.cli import main
 
 
@@ -26,10 +26,7 @@ def cli(capsys, *args):
 
 @pytest.fixture(scope="module")
 def long_csv(tmp_path_factory):
-    runs = bs.datasets.gadre_long().query("train_dataset == 'rpj'")
-    path = tmp_path_factory.mktemp("long") / "rpj.csv"
-    runs.to_csv(path, index=False)
-    return path
+    return gadre_csv(tmp_path_factory, "train_dataset == 'rpj'", "rpj.csv")
 
 
 def test_save_then_forecast_and_optimal_from_the_file(long_csv, tmp_path, capsys):
