@@ -1,99 +1,135 @@
 """bayescale: fit scaling laws of language models and say how sure the fit is.
 
-The public API, hand-curated::
+The public API, grouped by room (each room imports only from those above it)::
 
-    from bayescale import laws, from_frame, fit_map, predict, compute_optimal
+    laws      the declaration: Law, Covariate, responses, the papers' laws
+    fit       Data, the Fit every fitter returns, fit_map / fit_bootstrap / fit_nuts
+    tables    from_frame and the bundled data sets (where pandas meets the arrays)
+    convert   ArviZ DataTree, save / load
+    derive    predict, forecast, bands, compute-optimal allocation
+    evaluate  LOO / WAIC / leave-future-out, backtests, extrapolation studies
 
-Importing bayescale creates no device arrays, changes no global JAX setting and
-does not import matplotlib.  Every entry point runs in float64 internally.
+Importing bayescale creates no device arrays, changes no global JAX setting and does not
+import matplotlib (``bayescale.plot`` does, when imported).  Every entry point runs in
+float64 internally.
 """
 
-from bayescale import datasets, laws
-from bayescale.allocation import Allocation, compute_optimal, mix_compute_optimal
-from bayescale.bands import Band, band
-from bayescale.bootstrap import (
-    BootstrapResult,
+# laws: the declaration
+from bayescale import laws
+from bayescale.laws import (
+    LAWS,
+    Accuracy,
+    ChanceAccuracy,
+    Covariate,
+    Law,
+    Loss,
+    compose,
+    get_law,
+)
+
+# fit: data, the Fit, the fitters
+from bayescale.fit import (
     Clusters,
+    Data,
+    DataError,
+    Fit,
+    Fitter,
+    Gaussian,
+    Huber,
+    HuberLikelihood,
+    OptaxLbfgs,
     Pairs,
+    ParallelLbfgs,
     Race,
     Residuals,
+    SquaredError,
+    StudentT,
     fit_bootstrap,
+    fit_map,
+    fit_nuts,
+    fit_two_stage,
 )
-from bayescale.comparison import compare, leave_future_out, loo, waic
-from bayescale.conversion import to_datatree
-from bayescale.data import Data, DataError, from_arrays, from_frame
-from bayescale.forecast import (
-    Draws,
-    Forecast,
-    compute_to_reach,
-    draws_of,
-    forecast,
-    optimal_bands,
-)
-from bayescale.law import Accuracy, ChanceAccuracy, Covariate, Law, Loss
-from bayescale.laws import LAWS, compose, get_law
-from bayescale.model import Gaussian, HuberLikelihood, StudentT
-from bayescale.nuts import NutsResult, fit_nuts
-from bayescale.objective import Huber, SquaredError
-from bayescale.optimization import MapResult, Solver, fit_map
-from bayescale.prediction import predict, predict_fit_space
-from bayescale.saved import SavedFit, SavedFitError, load, save
-from bayescale.staged import fit_two_stage
 
-__version__ = "0.1.0"
+# tables: pandas in, Data out
+from bayescale.tables import datasets, from_arrays, from_frame, two_stage_data
+
+# convert: ArviZ and files
+from bayescale.convert import SavedFitError, load, save, to_datatree
+
+# derive: functions of a fit's draws
+from bayescale.derive import (
+    Allocation,
+    Band,
+    Discrepancy,
+    Forecast,
+    band,
+    compute_optimal,
+    compute_to_reach,
+    forecast,
+    mix_compute_optimal,
+    optimal_bands,
+    predict,
+    predict_fit_space,
+    reach_bands,
+)
+
+# evaluate: out-of-sample checks
+from bayescale.evaluate import compare, leave_future_out, loo, waic
+
+__version__ = "0.2.0"
 
 __all__ = [
-    "SavedFit",
-    "SavedFitError",
-    "load",
-    "save",
     "LAWS",
-    "Draws",
-    "Forecast",
-    "Gaussian",
-    "HuberLikelihood",
-    "NutsResult",
-    "StudentT",
-    "compare",
-    "compute_to_reach",
-    "draws_of",
-    "fit_nuts",
-    "forecast",
-    "leave_future_out",
-    "loo",
-    "optimal_bands",
-    "to_datatree",
-    "waic",
     "Accuracy",
     "Allocation",
     "Band",
-    "BootstrapResult",
-    "Clusters",
-    "Pairs",
-    "Race",
-    "Residuals",
-    "fit_bootstrap",
     "ChanceAccuracy",
+    "Clusters",
     "Covariate",
     "Data",
     "DataError",
+    "Discrepancy",
+    "Fit",
+    "Fitter",
+    "Forecast",
+    "Gaussian",
     "Huber",
+    "HuberLikelihood",
     "Law",
     "Loss",
-    "MapResult",
-    "Solver",
+    "OptaxLbfgs",
+    "Pairs",
+    "ParallelLbfgs",
+    "Race",
+    "Residuals",
+    "SavedFitError",
     "SquaredError",
+    "StudentT",
     "band",
+    "compare",
     "compose",
     "compute_optimal",
+    "compute_to_reach",
     "datasets",
+    "fit_bootstrap",
     "fit_map",
+    "fit_nuts",
     "fit_two_stage",
+    "forecast",
     "from_arrays",
     "from_frame",
     "get_law",
     "laws",
+    "leave_future_out",
+    "load",
+    "loo",
     "mix_compute_optimal",
+    "optimal_bands",
     "predict",
     "predict_fit_space",
+    "reach_bands",
+    "save",
+    "to_datatree",
+    "two_stage_data",
+    "waic",
 ]

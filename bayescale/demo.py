@@ -8,18 +8,18 @@ model size?
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from bayescale import datasets, laws
-from bayescale.allocation import compute_optimal
-from bayescale.bands import band
-from bayescale.bootstrap import fit_bootstrap
-from bayescale.data import from_frame
-from bayescale.optimization import fit_map
+from bayescale import laws
+from bayescale.derive import band, compute_optimal
+from bayescale.fit import fit_bootstrap, fit_map
+from bayescale.plot import plot_compute_optimal
+from bayescale.tables import datasets, from_frame
 
 VALIDATION_SETS = {"c4_val": "C4 (web)", "paloma_dolma_100_programing_languages": "code (Paloma 100 PL)"}
 BUDGETS = (1e21, 1e23)
@@ -48,33 +48,31 @@ def run_demo(out: Path, *, keep: int = 64, resamples: int = 200, starts: int = 1
             data = from_frame(sub, law, x=["N", "D"], y="loss")
             t0 = time.perf_counter()
             fit = fit_map(law, data, keep=keep)
-            at = compute_optimal(law, fit.params, np.array(BUDGETS))
+            at = compute_optimal(law, fit.point, np.array(BUDGETS))
             # the same key and the same run order give both validation sets the same
             # resample weights: a paired bootstrap across validation sets
             boot = fit_bootstrap(law, data, key=jax.random.key(0), resamples=resamples, starts=starts, map_fit=fit)
-            ok = boot.converged
-            all_draws = {k: v[None, :] for k, v in boot.all_params.items()}
+            ok = boot.info.converged
+            all_draws = {k: v[None, :] for k, v in boot.info.all_draws.items()}
             n_draws = compute_optimal(law, all_draws, np.array(BUDGETS)).N[0]  # (R, budgets)
             n_star_draws[(corpus, val)] = np.where(ok[:, None], n_draws, np.nan)
             bands = band(n_draws[ok][None], 0.9)
             seconds = time.perf_counter() - t0
-            p = fit.params
+            p = fit.point
             print(
                 f"{corpus:<12} {val_label:<22} {p['E']:6.3f} {p['A']:10.4g} {p['B']:10.4g} {p['alpha']:6.3f} "
                 f"{p['beta']:6.3f} {at.N[0]:9.3g} [{bands.lo[0]:8.3g}, {bands.hi[0]:8.3g}] {at.N[1]:9.3g} "
-                f"{at.tokens_per_param[1]:9.3g} {'yes' if fit.converged else 'NO':>3} {seconds:5.1f}"
+                f"{at.tokens_per_param[1]:9.3g} {'yes' if fit.ok else 'NO':>3} {seconds:5.1f}"
             )
             rows.append(
-                dict(corpus=corpus, val_set=val, n_obs=data.n, converged=fit.converged, **p,
+                dict(corpus=corpus, val_set=val, n_obs=data.n, converged=fit.ok, **p,
                      N_opt_1e21=float(at.N[0]), N_opt_1e23=float(at.N[1]), tpp_1e23=float(at.tokens_per_param[1]),
                      N_opt_1e21_lo=float(bands.lo[0]), N_opt_1e21_hi=float(bands.hi[0]),
-                     resamples=resamples, resamples_failed=boot.n_failed)
+                     resamples=resamples, resamples_failed=boot.info.n_failed)
             )
             label = f"{corpus} / {val_label}"
-            curves[label] = compute_optimal(law, fit.params, grid)
+            curves[label] = compute_optimal(law, fit.point, grid)
             styles[label] = {"color": colours.get(corpus), "ls": "-" if val == "c4_val" else "--"}
-
-    from bayescale.plotting import plot_compute_optimal
 
     ax = plot_compute_optimal(curves, styles=styles)
     ax.set_title("Compute-optimal N*: web (solid) vs code (dashed) validation loss\nGadre et al. (2024) runs, MAP fits")
@@ -96,7 +94,5 @@ def run_demo(out: Path, *, keep: int = 64, resamples: int = 200, starts: int = 1
         print(f"{corpus}: code-loss N* / web-loss N* at 1e21 FLOPs = {ratio:.2f} (90 % band {ratio_band.lo:.2f} to "
               f"{ratio_band.hi:.2f}); P(code N* < web N*) = {p_smaller:.2f} over {paired.size} paired resamples")
     print("Six model sizes per corpus: bands this wide are the honest answer, not a failure of the fit.")
-    import json
-
     (out / "demo_results.json").write_text(json.dumps({"fits": rows, "code_vs_web": summary}, indent=2))
     return {"rows": rows, "summary": summary, "plot": str(path)}

@@ -8,10 +8,19 @@ the weighted sum over observations; ``w`` are integer-like observation weights
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Protocol
 
 import jax.numpy as jnp
 
-__all__ = ["Huber", "SquaredError"]
+__all__ = ["Huber", "Objective", "SquaredError"]
+
+
+class Objective(Protocol):
+    """A hashable value: ``objective(r, w)`` is the weighted sum over observations of residuals ``r``."""
+
+    def __call__(self, r: Any, w: Any) -> Any: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclasses.dataclass(frozen=True)

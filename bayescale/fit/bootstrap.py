@@ -23,33 +23,32 @@ import functools
 import sys
 import time
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bayescale.data import Data
-from bayescale.law import Law
-from bayescale.objective import Huber
-from bayescale.optimization import (
-    MapResult,
-    Solver,
-    _lbfgs_init,
-    _lbfgs_outcome,
-    _lbfgs_run,
-    _objective_u,
-    _screen,
-    fit_map,
-    starts_for,
-)
+from bayescale.fit.data import Data
+from bayescale.fit.lbfgs import ParallelLbfgs, Solver
+from bayescale.fit.map import fit_arrays, fit_map, objective_u, screen, starts_for
+from bayescale.fit.objective import Huber, Objective
+from bayescale.fit.precision import float64
+from bayescale.fit.result import BootstrapInfo, Fit, Fitter, plug_in, warn_problems
+from bayescale.laws import Law
 
-__all__ = ["BootstrapResult", "Clusters", "Pairs", "Race", "Residuals", "fit_bootstrap"]
+__all__ = ["Clusters", "Pairs", "Race", "Residuals", "Scheme", "bootstrap_starts", "fit_bootstrap"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Pairs:
     """Resample runs (rows) with replacement: the classic case bootstrap (Epoch AI's)."""
+
+    residual: ClassVar[bool] = False
+
+    def cluster_labels(self, n: int) -> np.ndarray:
+        return np.arange(n)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +59,13 @@ class Clusters:
     """
 
     labels: Sequence
+    residual: ClassVar[bool] = False
+
+    def cluster_labels(self, n: int) -> np.ndarray:
+        labels = np.asarray(self.labels)
+        if labels.shape != (n,):
+            raise ValueError(f"Clusters needs one label per row: {n} rows, {labels.shape[0]} labels")
+        return labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +74,11 @@ class Residuals:
 
     Keeps the covariate design fixed; assumes exchangeable errors.
     """
+
+    residual: ClassVar[bool] = True
+
+    def cluster_labels(self, n: int) -> np.ndarray:
+        return np.arange(n)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,82 +99,15 @@ class Race:
     rtol: float = 0.05
 
 
-@dataclasses.dataclass(frozen=True)
-class BootstrapResult:
-    """Resampled fits of one law.
-
-    Attributes
-    ----------
-    all_params:
-        ``name -> (R,)`` estimates of every resample, converged or not.
-    converged:
-        ``(R,)`` whether each resample's winning lane converged.
-    objective:
-        ``(R,)`` objective of each resample's best lane.
-    map:
-        The full-data MAP fit the resamples were started from.
-    """
-
-    law: Law
-    all_params: dict[str, np.ndarray]
-    converged: np.ndarray
-    objective: np.ndarray
-    steps: np.ndarray
-    map: MapResult
-    n_obs: int
-    resamples: int
-    starts: int
-    scheme: object
-    seconds: float
-    compile_seconds: float
-    lane_steps: int
-    pool_calls: int
-    pool_lanes: int
-    pruned: int
-    job_steps: int
-
-    @property
-    def n_failed(self) -> int:
-        return int(np.sum(~self.converged))
-
-    @property
-    def draws(self) -> dict[str, np.ndarray]:
-        """Converged resamples only, laid out ``(chain=1, draw=R_ok)``.
-
-        Non-converged resamples are excluded (their count is :attr:`n_failed`);
-        use :attr:`all_params` to inspect them.
-        """
-        ok = self.converged
-        return {n: v[ok][None, :] for n, v in self.all_params.items()}
-
-    def std(self) -> dict[str, float]:
-        """Bootstrap standard errors over converged resamples."""
-        return {n: float(np.std(v[0], ddof=1)) for n, v in self.draws.items()}
-
-    @property
-    def diagnostics(self) -> dict[str, object]:
-        return {
-            "resamples": self.resamples,
-            "starts": self.starts,
-            "n_failed": self.n_failed,
-            "converged_fraction": float(np.mean(self.converged)),
-            "map_converged": self.map.converged,
-            "map_objective": self.map.objective,
-            "compile_seconds": self.compile_seconds,
-        }
+Scheme = Pairs | Clusters | Residuals
 
 
 # --------------------------------------------------------------------------- resampling
 
 
-def _cluster_ids(scheme, n: int) -> tuple[np.ndarray, int]:
-    if isinstance(scheme, Clusters):
-        labels = np.asarray(scheme.labels)
-        if labels.shape != (n,):
-            raise ValueError(f"Clusters needs one label per row: {n} rows, {labels.shape[0]} labels")
-        _, ids = np.unique(labels, return_inverse=True)
-        return ids.astype(np.int32), int(ids.max()) + 1
-    return np.arange(n, dtype=np.int32), n
+def _cluster_ids(scheme: Scheme, n: int) -> tuple[np.ndarray, int]:
+    _, ids = np.unique(scheme.cluster_labels(n), return_inverse=True)
+    return ids.astype(np.int32), int(ids.max()) + 1
 
 
 def _lane_data(residual: bool, n_clusters: int, keys, z, ids, z_hat, residuals):
@@ -200,32 +144,31 @@ def _compiled_pool(static: tuple, sharding: NamedSharding):
 
 def _lane_objective(law, objective, x, lane_z, lane_w):
     """The objective of one lane: its resample's targets and weights."""
-    return lambda u: _objective_u(law, objective, u, x, lane_z, lane_w)
+    return lambda u: objective_u(law, objective, u, x, lane_z, lane_w)
 
 
 def _pool_init(new_u0, new_keys, x, z, ids, z_hat, residuals, *, law, objective, solver, segment, residual, n_clusters):
     del segment
     lane_z, lane_w = _lane_data(residual, n_clusters, new_keys, z, ids, z_hat, residuals)
-    carry = jax.vmap(lambda a, zz, ww: _lbfgs_init(_lane_objective(law, objective, x, zz, ww), a, solver))(
+    lanes = jax.vmap(lambda a, zz, ww: solver.init(_lane_objective(law, objective, x, zz, ww), a))(
         new_u0, lane_z, lane_w
     )
-    return carry, lane_z, lane_w
+    return lanes, lane_z, lane_w
 
 
 def _pool_step(state, refill, idle, new_u0, new_keys, x, z, ids, z_hat, residuals, *, law, objective, solver,
                segment, residual, n_clusters):
     fresh = _pool_init(new_u0, new_keys, x, z, ids, z_hat, residuals, law=law, objective=objective, solver=solver,
                        segment=segment, residual=residual, n_clusters=n_clusters)
-    (carry, lane_z, lane_w) = jax.tree.map(
+    (lanes, lane_z, lane_w) = jax.tree.map(
         lambda new, old: jnp.where(refill.reshape(refill.shape + (1,) * (new.ndim - 1)), new, old), fresh, state
     )
-    u, opt_state, k, f, g, done = carry
-    carry = (u, opt_state, k, f, g, done | idle)
-    carry = jax.vmap(
-        lambda c, zz, ww: _lbfgs_run(_lane_objective(law, objective, x, zz, ww), c, solver, c[2] + segment)
-    )(carry, lane_z, lane_w)
-    outcome = jax.vmap(lambda c: _lbfgs_outcome(c, solver))(carry)
-    return (carry, lane_z, lane_w), outcome + (carry[5],)
+    lanes = lanes._replace(done=lanes.done | idle)
+    lanes = jax.vmap(
+        lambda c, zz, ww: solver.run(_lane_objective(law, objective, x, zz, ww), c, c.step + segment)
+    )(lanes, lane_z, lane_w)
+    outcome = jax.vmap(solver.outcome)(lanes)
+    return (lanes, lane_z, lane_w), (outcome, lanes.done)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -235,24 +178,25 @@ def _mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), ("lanes",))
 
 
-def bootstrap_starts(law: Law, data: Data, map_fit: MapResult, starts: int, *, objective=Huber(1e-3)) -> np.ndarray:
+@float64
+def bootstrap_starts(law: Law, data: Data, map_fit: Fit, starts: int, *, objective: Objective = Huber(1e-3)
+                     ) -> np.ndarray:
     """The ``(starts, P)`` unconstrained starts every resample is fitted from.
 
     Row 0 is the full-data MAP optimum; the others are the best points of the
     law's grid on the full data (the MAP optimum repeats if the grid is smaller).
     """
-    with jax.enable_x64(True):
-        x = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in data.x.items()}
-        z = jnp.asarray(law.response.to_fit(jnp.asarray(data.y, dtype=jnp.float64)))
-        u_map = law.unconstrain(law.pack({k: jnp.asarray(v) for k, v in map_fit.params.items()}))
-        grid = law.unconstrain(jnp.asarray(starts_for(law, data)))
-        order = np.argsort(np.asarray(_screen(law, objective, grid, x, z, jnp.ones_like(z))), kind="stable")
-        u_starts = np.asarray(jnp.concatenate([u_map[None, :], grid[order[: starts - 1]]], axis=0))
+    x, z = fit_arrays(law, data)
+    u_map = law.unconstrain(law.pack({k: jnp.asarray(v) for k, v in map_fit.point.items()}))
+    grid = law.unconstrain(jnp.asarray(starts_for(law, data)))
+    order = np.argsort(np.asarray(screen(law, objective, grid, x, z, jnp.ones_like(z))), kind="stable")
+    u_starts = np.asarray(jnp.concatenate([u_map[None, :], grid[order[: starts - 1]]], axis=0))
     if u_starts.shape[0] < starts:
         u_starts = np.concatenate([u_starts, np.repeat(u_starts[:1], starts - u_starts.shape[0], 0)])
     return u_starts
 
 
+@float64
 def fit_bootstrap(
     law: Law,
     data: Data,
@@ -260,15 +204,16 @@ def fit_bootstrap(
     key: jax.Array,
     resamples: int = 1000,
     starts: int = 64,
-    scheme=Pairs(),
-    objective=Huber(1e-3),
-    solver: Solver = Solver(),
+    scheme: Scheme = Pairs(),
+    objective: Objective = Huber(1e-3),
+    solver: Solver = ParallelLbfgs(),
     lanes: int | None = None,
     segment: int = 25,
     race: Race | None = Race(),
-    map_fit: MapResult | None = None,
+    map_fit: Fit | None = None,
     progress: bool = False,
-) -> BootstrapResult:
+    warn: bool = True,
+) -> Fit:
     """Refit ``law`` on ``resamples`` bootstrap resamples of ``data``.
 
     Parameters
@@ -301,12 +246,15 @@ def fit_bootstrap(
         A full-data MAP fit to start from (computed if not given).
     progress:
         Print a progress line to stderr every two seconds.
+    warn:
+        Issue a ``RuntimeWarning`` when the fit has problems (the full-data MAP fit did
+        not converge, or more than 10 % of the resamples did not).
 
     Returns
     -------
-    BootstrapResult
-        Non-converged resamples are counted (:attr:`~BootstrapResult.n_failed`)
-        and excluded from :attr:`~BootstrapResult.draws`.
+    Fit
+        Draws ``(1, R_ok)``: the converged resamples.  Non-converged ones are counted
+        (``info.n_failed``) and kept, with every resample, in ``info.all_draws``.
 
     Examples
     --------
@@ -316,52 +264,44 @@ def fit_bootstrap(
     >>> y = (1.7 + 900.0 * C**-0.15) * np.exp(0.01 * np.random.default_rng(0).standard_normal(12))
     >>> boot = fit_bootstrap(laws.power_law, from_arrays(laws.power_law, y=y, C=C),
     ...                      key=jax.random.key(0), resamples=50, starts=4)
-    >>> boot.draws["alpha"].shape[0], boot.n_failed
-    (1, 0)
+    >>> boot.draws["alpha"].shape, boot.info.n_failed
+    ((1, 50), 0)
     """
     if resamples < 1 or starts < 1:
         raise ValueError("resamples and starts must be at least 1")
     t_start = time.perf_counter()
     if map_fit is None:
-        map_fit = fit_map(law, data, objective=objective, keep=max(starts, 64))
-    n = data.n
-    ids, n_clusters = _cluster_ids(scheme, n)
+        map_fit = fit_map(law, data, objective=objective, keep=max(starts, 64), warn=False)
+    ids, n_clusters = _cluster_ids(scheme, data.n)
     mesh = _mesh()
-    n_dev = mesh.devices.size
-    lanes = lanes or max(starts, (1 << 20) // max(n, 1))
-    lanes = min(lanes, resamples * starts)
-    lanes = -(-lanes // n_dev) * n_dev
-
-    with jax.enable_x64(True):
-        x = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in data.x.items()}
-        z = jnp.asarray(law.response.to_fit(jnp.asarray(data.y, dtype=jnp.float64)))
-        u_starts = bootstrap_starts(law, data, map_fit, starts, objective=objective)
-        z_hat = law.fn(law.constrain(jnp.asarray(u_starts[0])), x)
-        residuals = z - z_hat
-        keys = jax.random.split(key, resamples)
-        run = _Pool(law, objective, solver, segment, isinstance(scheme, Residuals), n_clusters, lanes, mesh,
-                    x, z, jnp.asarray(ids), z_hat, residuals)
-        best = run(keys, u_starts, race, progress=progress, t_start=t_start)
-        params = {n_: np.asarray(v) for n_, v in jax.vmap(law.constrain)(jnp.asarray(best["u"])).items()}
-    return BootstrapResult(
-        law=law,
-        all_params=params,
-        converged=best["converged"],
-        objective=best["f"],
-        steps=best["k"],
-        map=map_fit,
-        n_obs=n,
-        resamples=resamples,
-        starts=starts,
-        scheme=scheme,
-        seconds=time.perf_counter() - t_start,
-        compile_seconds=run.compile_seconds,
-        lane_steps=run.lane_steps,
-        pool_calls=run.calls,
-        pool_lanes=run.lanes,
-        pruned=run.pruned,
-        job_steps=run.job_steps,
-    )
+    width = min(lanes or max(starts, (1 << 20) // max(data.n, 1)), resamples * starts)
+    width = -(-width // mesh.devices.size) * mesh.devices.size
+    x, z = fit_arrays(law, data)
+    u_starts = bootstrap_starts(law, data, map_fit, starts, objective=objective)
+    z_hat = law.fn(law.constrain(jnp.asarray(u_starts[0])), x)
+    run = _Pool(law, objective, solver, segment, scheme.residual, n_clusters, width, mesh,
+                x, z, jnp.asarray(ids), z_hat, z - z_hat)
+    best = run(jax.random.split(key, resamples), u_starts, race, progress=progress, t_start=t_start)
+    constrained = jax.vmap(law.constrain)(jnp.asarray(best["u"]))
+    every = {n: np.asarray(constrained[n]) for n in law.params}
+    ok = best["converged"]
+    map_info = map_fit.info
+    info = BootstrapInfo(point=map_fit.point, resamples=resamples, starts=starts, n_failed=int(np.sum(~ok)),
+                         converged=ok, objective=best["f"], all_draws=every, map=map_info, scheme=scheme,
+                         compile_seconds=run.compile_seconds, lane_steps=run.lane_steps, pool_calls=run.calls,
+                         pool_lanes=run.lanes, pruned=run.pruned, job_steps=run.job_steps)
+    _, sigma, likelihood = plug_in(map_fit.point, (1, int(ok.sum())), map_info.residual_scale)
+    problems = []
+    if not map_fit.ok:
+        problems.append("the full-data MAP fit did not converge")
+    if info.n_failed > 0.1 * resamples:
+        problems.append(f"{info.n_failed} of {resamples} resamples did not converge")
+    fitter = Fitter.of(fit_bootstrap, resamples=resamples, starts=starts, scheme=scheme, objective=objective,
+                       solver=solver, lanes=lanes, segment=segment, race=race, progress=progress)
+    fit = Fit(law=law, data=data, draws={n: v[ok][None, :] for n, v in every.items()}, sigma=sigma,
+              likelihood=likelihood, method="bootstrap", info=info, problems=tuple(problems), fitter=fitter,
+              seconds=time.perf_counter() - t_start)
+    return warn_problems(fit, warn)
 
 
 class _Pool:
@@ -418,7 +358,8 @@ class _Pool:
                 t0 = time.perf_counter()
                 self._step = self.step.lower(state, *args).compile()
                 self.compile_seconds += time.perf_counter() - t0
-            state, (u, f, k, g, ok, done) = self._step(state, *args)
+            state, (outcome, done) = self._step(state, *args)
+            u, f, k, ok = outcome.u, outcome.value, outcome.steps, outcome.converged
             self.calls += 1
             u, f, k, ok, done = (np.asarray(a) for a in (u, f, k, ok, done))
             self.lane_steps += B * self.static["segment"]

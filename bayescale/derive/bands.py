@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["Band", "band"]
 
@@ -17,6 +18,10 @@ class Band:
     median: np.ndarray
     hi: np.ndarray
     interval: float
+
+    def to_frame(self):
+        """One row per element (flattened): ``median``, ``lo``, ``hi``."""
+        return pd.DataFrame({"median": np.ravel(self.median), "lo": np.ravel(self.lo), "hi": np.ravel(self.hi)})
 
 
 def band(values, interval: float = 0.9) -> Band:

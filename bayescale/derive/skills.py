@@ -12,37 +12,40 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+import jax
 import numpy as np
 import pandas as pd
 
-from bayescale.bands import Band, band
-from bayescale.data import DataError, from_frame
-from bayescale.forecast import _paired, optimal_bands
+from bayescale.laws import isoflop
+from bayescale.derive.allocation import compute_optimal, mix_compute_optimal, paired
+from bayescale.derive.bands import Band, band
+from bayescale.derive.prediction import predict
+from bayescale.fit import DataError, Fit, Fitter
+from bayescale.tables import from_frame
 
 __all__ = ["IsoflopAnalysis", "isoflop_analysis", "isoflop_grid", "mix_curve"]
 
 
-def mix_curve(result_a, result_b, weights: Sequence[float], compute: float, *, interval: float = 0.9) -> pd.DataFrame:
+def mix_curve(fit_a: Fit, fit_b: Fit, weights: Sequence[float], compute: float, *,
+              interval: float = 0.9) -> pd.DataFrame:
     """N* of the mix ``(1 - w)·L_a + w·L_b`` at ``compute`` for each weight ``w``.
 
     Returns one row per weight: ``weight, N_median, N_lo, N_hi`` and the relative shift
     ``shift = N*(w) / N*(0) - 1`` (computed draw by draw, so its band accounts for the
     correlation between the two ends) with ``shift_median, shift_lo, shift_hi``.
     """
-    a, b = _paired([result_a, result_b])
-    base = np.asarray(optimal_bands(a, compute, interval=interval)[0].N)
+    a, b = paired([fit_a, fit_b])
+
+    def n_star(w: float) -> np.ndarray:
+        parts = [(fit_a.law, a, 1.0 - w), (fit_b.law, b, w)]
+        return np.asarray(mix_compute_optimal([p for p in parts if p[2] > 0.0], compute).N)
+
+    base = n_star(0.0)
     rows = []
     for w in weights:
-        if w <= 0.0:
-            alloc, _ = optimal_bands(a, compute, interval=interval)
-        elif w >= 1.0:
-            alloc, _ = optimal_bands(b, compute, interval=interval)
-        else:
-            alloc, _ = optimal_bands(None, compute, interval=interval, mix=[(a, 1.0 - w), (b, w)])
-        n = np.asarray(alloc.N)
+        n = n_star(min(max(float(w), 0.0), 1.0))
         nb, sb = band(n, interval), band(n / base - 1.0, interval)
         rows.append(dict(weight=float(w), N_median=float(nb.median), N_lo=float(nb.lo), N_hi=float(nb.hi),
                          shift_median=float(sb.median), shift_lo=float(sb.lo), shift_hi=float(sb.hi)))
@@ -77,7 +80,8 @@ class IsoflopAnalysis:
 def isoflop_analysis(
     frame: pd.DataFrame,
     *,
-    fit: Callable,
+    fitter: Fitter,
+    key: jax.Array,
     compute: str = "C",
     size: str = "N",
     y: str = "loss",
@@ -86,34 +90,29 @@ def isoflop_analysis(
 ) -> IsoflopAnalysis:
     """IsoFLOP analysis of ``frame`` (one row per run: budget, model size, loss).
 
-    ``fit(law, data) -> result`` fits :data:`bayescale.laws.isoflop` per budget and must
-    give draws (``functools.partial(fit_bootstrap, key=k)`` or ``functools.partial(fit_nuts,
-    key=k)``).  Budgets with fewer than ``min_sizes`` distinct sizes are skipped (a parabola
+    ``fitter`` fits :data:`bayescale.laws.isoflop` per budget and must give draws
+    (``Fitter.of(fit_bootstrap, resamples=200)`` or ``Fitter.of(fit_nuts)``); ``key`` is
+    split over the budgets.  Budgets with fewer than ``min_sizes`` distinct sizes are skipped (a parabola
     needs at least 3 points, and a vertex outside the trained sizes is an extrapolation:
     it is flagged in the ``inside`` column).
     """
-    from bayescale import laws
-    from bayescale.forecast import draws_of
-
     rows, vertex_draws, curves = [], [], {}
-    for c, group in frame.groupby(compute):
+    groups = list(frame.groupby(compute))
+    for (c, group), k in zip(groups, jax.random.split(key, len(groups))):
         if group[size].nunique() < min_sizes:
             continue
         try:
-            data = from_frame(group, laws.isoflop, x=[size], y=y)
+            data = from_frame(group, isoflop, x=[size], y=y)
         except DataError as exc:
             raise DataError(f"budget {c:g}: {exc}") from None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result = fit(laws.isoflop, data)
-        d = draws_of(result)
-        n_star = np.asarray(d.params["N_star"]).reshape(-1)
+        result = fitter(isoflop, data, key=k, warn=False)
+        n_star = np.asarray(result.draws["N_star"]).reshape(-1)
         b = band(n_star[None], interval)
         rows.append(dict(C=float(c), sizes=int(group[size].nunique()), N_star_median=float(b.median),
                          N_star_lo=float(b.lo), N_star_hi=float(b.hi),
                          inside=bool(group[size].min() <= b.median <= group[size].max())))
         vertex_draws.append(n_star)
-        curves[float(c)] = {n: float(np.median(v)) for n, v in d.params.items()}
+        curves[float(c)] = {n: float(np.median(v)) for n, v in result.draws.items()}
     if len(rows) < 2:
         raise DataError(f"IsoFLOP analysis needs at least 2 budgets with {min_sizes}+ sizes; found {len(rows)}")
     n = min(len(v) for v in vertex_draws)
@@ -125,22 +124,21 @@ def isoflop_analysis(
                            curves=curves)
 
 
-def isoflop_grid(law, params, budgets, *, sizes: int = 7, span: float = 8.0, noise: float = 0.01,
-                 seed: int = 0) -> pd.DataFrame:
+def isoflop_grid(law, params, budgets, *, key: jax.Array, sizes: int = 7, span: float = 8.0,
+                 noise: float = 0.01) -> pd.DataFrame:
     """A synthetic IsoFLOP grid from a known law of N and D: ``C, N, loss`` per run.
 
     At each budget, ``sizes`` model sizes spread log-evenly over ``[N*/span, N*·span]`` around
     the law's true optimum, each with ``D = C / (6N)`` and multiplicative log-normal noise of
     sd ``noise`` -- a design with a known answer for :func:`isoflop_analysis`.
     """
-    from bayescale.allocation import compute_optimal
-    from bayescale.prediction import predict
-
-    rng = np.random.default_rng(seed)
+    budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
+    eps = np.asarray(jax.random.normal(key, (budgets.size, sizes)))
+    size, tokens = law.roles["size"], law.roles["tokens"]
     rows = []
-    for c in np.atleast_1d(np.asarray(budgets, dtype=float)):
+    for c, e in zip(budgets, eps):
         n_true = float(compute_optimal(law, params, c).N)
-        for n in n_true * np.geomspace(1.0 / span, span, sizes):
-            loss = float(predict(law, params, dict(N=n, D=c / (6 * n)))) * np.exp(noise * rng.normal())
+        for n, e_i in zip(n_true * np.geomspace(1.0 / span, span, sizes), e):
+            loss = float(predict(law, params, {size: n, tokens: c / (6 * n)})) * np.exp(noise * e_i)
             rows.append(dict(C=c, N=n, loss=loss))
     return pd.DataFrame(rows)

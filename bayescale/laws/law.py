@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, NamedTuple, Protocol
 
 import jax.numpy as jnp
 import numpy as np
@@ -43,14 +43,53 @@ StartFn = Callable[[Mapping[str, np.ndarray], np.ndarray], np.ndarray]
 __all__ = [
     "Accuracy",
     "ChanceAccuracy",
+    "Check",
     "Covariate",
     "Law",
     "Loss",
     "Response",
+    "Role",
 ]
 
 
 # --------------------------------------------------------------------------- responses
+
+
+class Check(NamedTuple):
+    """What a response makes of observed values: rows that are errors, rows it must drop.
+
+    ``invalid`` rows cannot be data of this response at all (``invalid_reason`` says why
+    and how to fix it); ``unusable`` rows are valid observations that the fit space cannot
+    represent (accuracy at chance), dropped with ``unusable_reason``.
+    """
+
+    invalid: np.ndarray
+    invalid_reason: str
+    unusable: np.ndarray
+    unusable_reason: str
+
+
+class Response(Protocol):
+    """How observations map into a law's fit space: the one interface every stage reads.
+
+    ``chance`` is the chance level of a chance-normalised accuracy and ``None`` for every
+    other response.
+    """
+
+    label: str
+
+    @property
+    def chance(self) -> float | None: ...
+
+    def to_fit(self, y: Array) -> Array: ...
+
+    def from_fit(self, z: Array) -> Array: ...
+
+    def describe(self) -> str: ...
+
+    def cost(self, y: Array) -> Array: ...
+
+    def validate(self, y: np.ndarray) -> Check: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +117,14 @@ class Loss:
         """What compute-optimal allocation minimises: the loss itself."""
         return y
 
+    @property
+    def chance(self) -> None:
+        return None
+
+    def validate(self, y: np.ndarray) -> Check:
+        none = np.zeros(np.shape(y), bool)
+        return Check(~(y > self.lower), f"must be > {self.lower:g} (the fit takes its log)", none, "")
+
 
 @dataclasses.dataclass(frozen=True)
 class ChanceAccuracy:
@@ -89,7 +136,7 @@ class ChanceAccuracy:
     Valid observations satisfy ``chance < Q < 1``.
     """
 
-    chance: float = 0.0
+    chance: float = 0.0  # type: ignore[assignment]
     label: str = "accuracy"
 
     @property
@@ -114,6 +161,17 @@ class ChanceAccuracy:
         """What compute-optimal allocation minimises: the error rate ``1 - Q``."""
         return 1.0 - y
 
+    def validate(self, y: np.ndarray) -> Check:
+        return Check(_outside_unit(y), _UNIT, (y <= self.chance) | (y >= 1.0),
+                     f"at or below chance (Q_rand = {self.chance:g}) or at 1, which log(-log Q') cannot represent")
+
+
+_UNIT = "is an accuracy and must lie in [0, 1] (percentages? divide by 100)"
+
+
+def _outside_unit(y: np.ndarray) -> np.ndarray:
+    return (y < 0.0) | (y > 1.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class Accuracy:
@@ -137,20 +195,29 @@ class Accuracy:
         """What compute-optimal allocation minimises: the error rate ``1 - Q``."""
         return 1.0 - y
 
+    @property
+    def chance(self) -> None:
+        return None
 
-Response = Loss | ChanceAccuracy | Accuracy
+    def validate(self, y: np.ndarray) -> Check:
+        return Check(_outside_unit(y), _UNIT, np.zeros(np.shape(y), bool), "")
 
 
 # --------------------------------------------------------------------------- covariates
+
+
+Role = Literal["size", "tokens", "compute", "other"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Covariate:
     """A covariate the law reads.
 
-    ``minimum`` is the smallest admissible value (the law takes ``log`` of most
-    covariates, so they must be positive); ``inclusive`` says whether it is allowed.
-    ``unit`` labels axes and tables.
+    ``role`` says what it is -- ``"size"`` (parameters N), ``"tokens"`` (training tokens D),
+    ``"compute"`` (FLOPs C) or ``"other"``; derived quantities (compute-optimal allocation,
+    compute to reach a target) read roles, never names.  ``minimum`` is the smallest
+    admissible value (the law takes ``log`` of most covariates, so they must be positive);
+    ``inclusive`` says whether it is allowed.  ``unit`` labels axes and tables.
     """
 
     name: str
@@ -158,6 +225,7 @@ class Covariate:
     minimum: float = 0.0
     inclusive: bool = False
     log_scale: bool = True
+    role: Role = "other"
 
     def admissible(self, values: np.ndarray) -> np.ndarray:
         return values >= self.minimum if self.inclusive else values > self.minimum
@@ -245,9 +313,14 @@ class Law:
     def covariate_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.covariates)
 
+    @property
+    def roles(self) -> dict[str, str]:
+        """Covariate name by role, for the roles this law declares (``{"size": "N", ...}``)."""
+        return {c.role: c.name for c in self.covariates if c.role != "other"}
+
     def with_chance(self, chance: float) -> Law:
         """The same law with chance level ``Q_rand`` (only for chance-normalised accuracy)."""
-        if not isinstance(self.response, ChanceAccuracy):
+        if self.response.chance is None:
             raise ValueError(
                 f"law {self.name!r} models {self.response.label} in {self.response.describe()} "
                 "and has no chance level; --chance applies to accuracy laws"

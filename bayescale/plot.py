@@ -1,7 +1,7 @@
 """Plots over any law and any draws (matplotlib is imported here only, lazily).
 
-One module for MAP, bootstrap, NUTS and saved fits: every function reads its
-result through :func:`bayescale.draws_of`.
+One module for every :class:`~bayescale.fit.Fit` (MAP, bootstrap, NUTS, two-stage,
+loaded): every function reads the fit's draws.
 
 * :func:`plot_forecast` -- observed points, the fitted curve, the credible band (the
   mean law) and the predictive band (where a new run would land), held-out runs marked;
@@ -22,11 +22,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bayescale.allocation import Allocation
-from bayescale.data import Data
-from bayescale.forecast import draws_of, fitted_data, forecast, optimal_bands
-from bayescale.optimization import MapResult
-from bayescale.prediction import predict, predict_fit_space
+import jax
+
+from bayescale.derive import Allocation, Discrepancy, forecast, optimal_bands, predict, predict_fit_space
+from bayescale.fit import Data, Fit
+from bayescale.laws import isoflop
 
 __all__ = [
     "plot_bands",
@@ -60,7 +60,7 @@ def _axes(ax):
     return _pyplot().figure(figsize=(6.4, 4.4)).add_subplot()
 
 
-def plot_fit(result: MapResult, data: Data, *, along: str | None = None, ax=None, label: str | None = None):
+def plot_fit(result: Fit, data: Data, *, along: str | None = None, ax=None, label: str | None = None):
     """Observed points and the fitted curve against one covariate (``along``).
 
     For laws of several covariates the curve is drawn through each observed
@@ -74,9 +74,9 @@ def plot_fit(result: MapResult, data: Data, *, along: str | None = None, ax=None
     ax.scatter(xs, data.y, s=14, color="0.25", label="observed", zorder=3)
     if len(law.covariates) == 1:
         grid = np.geomspace(xs.min(), xs.max(), 200) if cov.log_scale else np.linspace(xs.min(), xs.max(), 200)
-        ax.plot(grid, predict(law, result.params, {along: grid}), lw=2, label=label or f"{law.name} (MAP)")
+        ax.plot(grid, predict(law, result.point, {along: grid}), lw=2, label=label or f"{law.name} (MAP)")
     else:
-        ax.scatter(xs, predict(law, result.params, data.x), s=10, marker="x", label=label or f"{law.name} (MAP)")
+        ax.scatter(xs, predict(law, result.point, data.x), s=10, marker="x", label=label or f"{law.name} (MAP)")
     if cov.log_scale:
         ax.set_xscale("log")
     ax.set_xlabel(f"{along} [{cov.unit}]" if cov.unit else along)
@@ -121,10 +121,10 @@ def plot_bands(x, bands, *, ax=None, xlabel: str = "training compute C [FLOPs]",
 # --------------------------------------------------------------------------- helpers
 
 
-def _data_of(result, data):
-    data = data if data is not None else fitted_data(result)
+def _data_of(fit: Fit, data: Data | None) -> Data:
+    data = data if data is not None else fit.data
     if data is None:
-        raise ValueError("this result does not carry its data; pass data=")
+        raise ValueError("this fit does not carry its data; pass data=")
     return data
 
 
@@ -137,8 +137,8 @@ def _covariate(law, along):
 
 
 def _axis_label(cov) -> str:
-    names = {"C": "training compute C", "N": "parameters N", "D": "training tokens D", "k": "samples k"}
-    text = names.get(cov.name, cov.name)
+    roles = {"compute": "training compute", "size": "parameters", "tokens": "training tokens"}
+    text = f"{roles[cov.role]} {cov.name}" if cov.role in roles else cov.name
     return f"{text} [{cov.unit}]" if cov.unit else text
 
 
@@ -149,9 +149,9 @@ def _grid(cov, lo, hi, n=200):
 # --------------------------------------------------------------------------- forecast
 
 
-def plot_forecast(result, data: Data | None = None, *, heldout: Data | None = None, along: str | None = None,
-                  upto: float | None = None, interval: float = 0.9, key=None, ax=None, label: str | None = None,
-                  discrepancy=None):
+def plot_forecast(result: Fit, data: Data | None = None, *, key: jax.Array, heldout: Data | None = None,
+                  along: str | None = None, upto: float | None = None, interval: float = 0.9, ax=None,
+                  label: str | None = None, discrepancy: Discrepancy | None = None):
     """Observed runs, the fitted law, its credible and predictive bands, held-out runs.
 
     ``result`` is any fit (MAP, bootstrap, NUTS, saved); ``data`` defaults to the data it
@@ -159,21 +159,18 @@ def plot_forecast(result, data: Data | None = None, *, heldout: Data | None = No
     curve extends over it; ``upto`` extends it further along ``along``.  For a law of one
     covariate the bands are drawn over a grid; for several, one curve per combination of
     the other covariates (up to 8 combinations; beyond that, intervals at the runs).
-    ``discrepancy`` (:mod:`bayescale.backtest`) draws the calibrated predictive band.
+    ``discrepancy`` (:mod:`bayescale.evaluate.backtest`) draws the calibrated predictive band;
+    ``key`` draws the predictive noise.
     """
-    import jax
-
     ax = _axes(ax)
-    d = draws_of(result)
-    law = d.law
+    law = result.law
     data = _data_of(result, data)
     cov = _covariate(law, along)
-    key = jax.random.key(0) if key is None else key
     sets = [data] + ([heldout] if heldout is not None else [])
     xs = np.concatenate([s.x[cov.name] for s in sets])
     hi = max(xs.max(), upto or xs.max())
     others = [c for c in law.covariate_names if c != cov.name]
-    name = label or f"{law.name} ({d.kind})"
+    name = label or f"{law.name} ({result.method})"
     if not others:
         grid = _grid(cov, xs.min(), hi)
         f = forecast(result, {cov.name: grid}, key=key, interval=interval, discrepancy=discrepancy)
@@ -217,15 +214,15 @@ def plot_forecast(result, data: Data | None = None, *, heldout: Data | None = No
     return ax
 
 
-def plot_residuals(result, data: Data | None = None, *, along: str | None = None, ax=None):
+def plot_residuals(result: Fit, data: Data | None = None, *, along: str | None = None, ax=None):
     """Fit-space residuals of the runs, divided by the fitted scale sigma (medians over draws)."""
     ax = _axes(ax)
-    d = draws_of(result)
+    law = result.law
     data = _data_of(result, data)
-    cov = _covariate(d.law, along)
-    mu = np.median(predict_fit_space(d.law, d.params, data.x).reshape(-1, data.n), axis=0)
-    z = np.asarray(d.law.response.to_fit(data.y))
-    r = (z - mu) / float(np.median(d.sigma))
+    cov = _covariate(law, along)
+    mu = np.median(predict_fit_space(law, result.draws, data.x).reshape(-1, data.n), axis=0)
+    z = np.asarray(law.response.to_fit(data.y))
+    r = (z - mu) / float(np.median(result.sigma))
     ax.axhline(0.0, color="0.3", lw=1)
     for level in (-2.0, 2.0):
         ax.axhline(level, color="0.6", lw=1, ls="--")
@@ -237,25 +234,25 @@ def plot_residuals(result, data: Data | None = None, *, along: str | None = None
     if cov.log_scale:
         ax.set_xscale("log")
     ax.set_xlabel(_axis_label(cov))
-    ax.set_ylabel(f"residual / sigma  ({d.law.response.describe()})")
-    ax.set_title(f"{d.law.name} ({d.kind}): {int(outside.sum())} of {data.n} runs beyond 2 sigma", fontsize=8)
+    ax.set_ylabel(f"residual / sigma  ({law.response.describe()})")
+    ax.set_title(f"{law.name} ({result.method}): {int(outside.sum())} of {data.n} runs beyond 2 sigma", fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
     return ax
 
 
-def plot_pairs(result, *, params=None, max_points: int = 2000, seed: int = 0):
+def plot_pairs(result: Fit, *, key: jax.Array, params=None, max_points: int = 2000):
     """Pairwise scatter of the draws (lower triangle) and their histograms (diagonal).
 
     Needs draws (bootstrap, NUTS, or a saved one of those); a MAP fit has a single draw.
-    Parameters spanning more than a decade get log axes.  Returns the figure.
+    Parameters spanning more than a decade get log axes; ``key`` picks the ``max_points``
+    draws scattered.  Returns the figure.
     """
-    d = draws_of(result)
-    names = list(params or d.law.params)
-    flat = {n: np.asarray(d.params[n]).reshape(-1) for n in names}
+    names = list(params or result.law.params)
+    flat = {n: np.asarray(result.draws[n]).reshape(-1) for n in names}
     count = len(next(iter(flat.values())))
     if count < 2:
-        raise ValueError(f"a {d.kind} result has {count} draw; pair plots need bootstrap or NUTS draws")
-    pick = np.random.default_rng(seed).permutation(count)[:max_points]
+        raise ValueError(f"a {result.method} fit has {count} draw; pair plots need bootstrap or NUTS draws")
+    pick = np.asarray(jax.random.permutation(key, count))[:max_points]
     plt = _pyplot()
     from matplotlib.ticker import NullFormatter
 
@@ -288,23 +285,22 @@ def plot_pairs(result, *, params=None, max_points: int = 2000, seed: int = 0):
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.yaxis.set_minor_formatter(NullFormatter())
             ax.tick_params(which="both", labelsize=6)
-    fig.suptitle(f"{d.law.name}: {count} {d.kind} draws", fontsize=9)
+    fig.suptitle(f"{result.law.name}: {count} {result.method} draws", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_optimal(result=None, compute=None, *, mix=None, interval: float = 0.9, ax=None, label: str | None = None):
+def plot_optimal(result: Fit | None = None, compute=None, *, mix=None, interval: float = 0.9, ax=None,
+                 label: str | None = None):
     """N*(C) with its band for one fit of a law of N and D, or a validation ``mix``."""
     compute = np.geomspace(1e19, 1e25, 40) if compute is None else np.asarray(compute, dtype=float)
     _, bands = optimal_bands(result, compute, interval=interval, mix=mix)
-    name = label or (draws_of(result).law.name if result is not None else "mix")
+    name = label or (result.law.name if result is not None else "mix")
     return plot_bands(compute, {name: bands["N"]}, ax=ax)
 
 
 def plot_isoflop(frame, analysis, *, compute: str = "C", size: str = "N", y: str = "loss", ax=None):
     """IsoFLOP curves: the runs of each budget, its fitted parabola and vertex N* with its band."""
-    from bayescale import laws
-
     ax = _axes(ax)
     vertices = analysis.vertices.set_index("C")
     budgets = sorted(analysis.curves)
@@ -313,7 +309,7 @@ def plot_isoflop(frame, analysis, *, compute: str = "C", size: str = "N", y: str
         runs = frame[np.isclose(frame[compute], c, rtol=1e-9)]
         ax.scatter(runs[size], runs[y], s=14, color=colour, zorder=3)
         grid = np.geomspace(runs[size].min(), runs[size].max(), 100)
-        ax.plot(grid, predict(laws.isoflop, analysis.curves[c], {"N": grid}), color=colour, lw=1.5,
+        ax.plot(grid, predict(isoflop, analysis.curves[c], {"N": grid}), color=colour, lw=1.5,
                 label=f"C = {c:.2g} FLOPs")
         v = vertices.loc[c]
         ax.errorbar([v.N_star_median], [analysis.curves[c]["L_star"]],

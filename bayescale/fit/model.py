@@ -28,6 +28,7 @@ Three likelihoods share one small interface (``distribution(mu, sigma)``):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -37,13 +38,17 @@ import numpyro.distributions as dist
 from jax.scipy.special import ndtr
 from numpyro.distributions import constraints
 
-from bayescale.law import Law
+from bayescale.laws import Law
 
 __all__ = [
     "Gaussian",
     "HuberLikelihood",
     "StudentT",
+    "Likelihood",
+    "log_abs_dz_dy",
+    "means",
     "model",
+    "observe",
     "pointwise_log_likelihood",
 ]
 
@@ -159,12 +164,28 @@ def pointwise_log_likelihood(law: Law, likelihood: Likelihood, params, sigma, x,
     y = jnp.asarray(y, dtype=float)
     z = law.response.to_fit(y)
     jac = log_abs_dz_dy(law, y)
-    lead = jnp.shape(sigma)
-    flat = {k: jnp.reshape(jnp.asarray(v), (-1,)) for k, v in params.items()}
+    mu = means(law, params, x)
+    return likelihood.distribution(mu, jnp.asarray(sigma)[..., None]).log_prob(z) + jac
 
-    def one(p, s):
-        mu = law.fn(p, x)
-        return likelihood.distribution(mu, s).log_prob(z) + jac
 
-    out = jax.vmap(one)(flat, jnp.reshape(jnp.asarray(sigma), (-1,)))
-    return out.reshape(lead + (y.shape[-1],))
+def means(law: Law, params, x):
+    """Fit-space predictions ``lead + (n,)`` of the draws ``params`` (any common leading shape) at ``x``."""
+    lead = jnp.shape(next(iter(params.values())))
+    flat = {k: jnp.reshape(jnp.asarray(params[k]), (-1,)) for k in law.params}
+    mu = jax.vmap(lambda p: jnp.broadcast_to(law.fn(p, x), jnp.broadcast_shapes(*(jnp.shape(v) for v in x.values()))))(flat)
+    return mu.reshape(lead + mu.shape[1:])
+
+
+@functools.partial(jax.jit, static_argnames=("likelihood", "law"))
+def observe(law: Law, likelihood: Likelihood, key, mu, sigma, extra=None):
+    """New observations (natural units) around fit-space means ``mu`` ``(chain, draw) + shape``.
+
+    ``sigma`` has the leading ``(chain, draw)`` shape; ``extra`` (the trailing shape) adds
+    ``Normal(0, extra)`` in fit space: a law discrepancy beyond the fitted runs.
+    """
+    noise_free = jnp.zeros_like(mu)
+    k_obs, k_extra = jax.random.split(key)
+    z = likelihood.distribution(noise_free, sigma.reshape(sigma.shape + (1,) * (mu.ndim - sigma.ndim))).sample(k_obs)
+    if extra is not None:
+        z = z + extra.reshape((1,) * (mu.ndim - extra.ndim) + extra.shape) * jax.random.normal(k_extra, mu.shape)
+    return law.response.from_fit(mu + z)

@@ -15,7 +15,7 @@ when the law itself is wrong is a separate question (backtests on real runs).
 from __future__ import annotations
 
 import dataclasses
-import warnings
+import time
 from collections.abc import Mapping
 
 import jax
@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 from numpyro.infer import Predictive
 
-from bayescale.data import DataError, from_arrays
-from bayescale.law import Law
-from bayescale.model import Likelihood, StudentT, model
-from bayescale.prediction import predict
+from bayescale.derive import predict
+from bayescale.fit import DataError, Likelihood, StudentT, fit_nuts, float64, model
+from bayescale.laws import Law
+from bayescale.tables import from_arrays
 
 __all__ = ["CoverageStudy", "coverage_study"]
 
@@ -55,6 +55,7 @@ class CoverageStudy:
         return float(self.table["inside"].mean())
 
 
+@float64
 def coverage_study(
     law: Law,
     x: Mapping[str, np.ndarray],
@@ -74,40 +75,33 @@ def coverage_study(
     ``x`` are the covariates of the simulated runs, ``extrapolate`` the covariates
     at which the mean law is checked (beyond the runs, as in a forecast).
     """
-    import time
-
-    from bayescale.nuts import fit_nuts
-
     t0 = time.perf_counter()
     tail = (1.0 - interval) / 2.0
     rows = []
     flagged = 0
     keys = jax.random.split(key, datasets)
-    with jax.enable_x64(True):
-        xj = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in x.items()}
-        n = int(np.broadcast_shapes(*(np.shape(v) for v in x.values()))[0])
+    xj = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in x.items()}
+    n = int(np.broadcast_shapes(*(np.shape(v) for v in x.values()))[0])
     done = 0
     attempt = 0
     while done < datasets:
         k_sim, k_fit = jax.random.split(keys[done] if attempt == 0 else jax.random.fold_in(keys[done], attempt))
-        with jax.enable_x64(True):
-            sim = Predictive(model, num_samples=1)(k_sim, law, likelihood, xj, None, n)
-            truth = {p: float(sim[p][0]) for p in law.params}
-            y = np.asarray(law.response.from_fit(sim["z"][0]))
+        sim = Predictive(model, num_samples=1)(k_sim, law, likelihood, xj, None, n)
+        truth = {p: float(sim[p][0]) for p in law.params}
+        y = np.asarray(law.response.from_fit(sim["z"][0]))
         try:
             data = from_arrays(law, y=y, **{k: np.asarray(v) for k, v in x.items()})
         except DataError:  # a draw the data boundary cannot take (e.g. all at chance): draw again
             attempt += 1
             continue
         attempt = 0
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            post = fit_nuts(law, data, key=k_fit, likelihood=likelihood, chains=chains, warmup=warmup, draws=draws)
+        post = fit_nuts(law, data, key=k_fit, likelihood=likelihood, chains=chains, warmup=warmup, draws=draws,
+                        warn=False)
         flagged += not post.ok
         quantities = {p: (truth[p], post.draws[p]) for p in law.params}
-        quantities["sigma"] = (float(sim["sigma"][0]), post.draws["sigma"])
+        quantities["sigma"] = (float(sim["sigma"][0]), post.sigma)
         mean_true = predict(law, truth, extrapolate).reshape(-1)
-        mean_draws = post.predict(**extrapolate).reshape(post.draws["sigma"].shape + (-1,))
+        mean_draws = predict(law, post.draws, extrapolate).reshape(post.shape + (-1,))
         for j, value in enumerate(mean_true):
             quantities[f"prediction_{j}"] = (float(value), mean_draws[..., j])
         for name, (true, d) in quantities.items():

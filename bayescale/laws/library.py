@@ -19,13 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from bayescale.law import Accuracy, ChanceAccuracy, Covariate, Law, Loss
+from bayescale.laws.compose import compose
+from bayescale.laws.law import Accuracy, ChanceAccuracy, Covariate, Law, Loss
 
 __all__ = [
     "LAWS",
     "bnsl",
     "chinchilla",
-    "compose",
     "direct",
     "direct_ceiling",
     "get_law",
@@ -40,9 +40,9 @@ __all__ = [
     "two_stage_logistic",
 ]
 
-_N = Covariate("N", "parameters")
-_D = Covariate("D", "tokens")
-_C = Covariate("C", "FLOPs")
+_N = Covariate("N", "parameters", role="size")
+_D = Covariate("D", "tokens", role="tokens")
+_C = Covariate("C", "FLOPs", role="compute")
 _L = Covariate("L", "nats/token", log_scale=False)
 _K = Covariate("k", "samples", minimum=1.0, inclusive=True)
 
@@ -372,37 +372,6 @@ stage2_logistic = Law(
 )
 
 
-def compose(stage1: Law, stage2: Law, *, name: str | None = None) -> Law:
-    """Compose two laws: ``stage2`` reads the natural prediction of ``stage1``.
-
-    ``stage2`` must have exactly one covariate; the composed law reads the
-    covariates of ``stage1`` and has the parameters of both (names must differ).
-    This is the two-stage predictor Q̂(C) = stage2(stage1(C)); fit it stage by
-    stage with :func:`bayescale.fit_two_stage`.
-    """
-    if len(stage2.covariates) != 1:
-        raise ValueError(f"stage 2 law {stage2.name!r} must read exactly one covariate")
-    clash = set(stage1.params) & set(stage2.params)
-    if clash:
-        raise ValueError(f"compose: parameter names {sorted(clash)} appear in both stages")
-    proxy = stage2.covariates[0].name
-
-    def fn(p, x):
-        return stage2.fn(p, {proxy: stage1.predict(p, x)})
-
-    return Law(
-        name=name or f"{stage1.name}>{stage2.name}",
-        params=stage1.params + stage2.params,
-        covariates=stage1.covariates,
-        fn=fn,
-        priors=stage1.priors + stage2.priors,
-        response=stage2.response,
-        starts=None,
-        formula=f"{stage2.formula} with L = {stage1.formula.split('=', 1)[-1].strip()}",
-        stages=(stage1, stage2),
-    )
-
-
 two_stage_linear = compose(pure_power_law, stage2_linear, name="two_stage_linear")
 two_stage_logistic = compose(pure_power_law, stage2_logistic, name="two_stage_logistic")
 
@@ -430,7 +399,13 @@ LAWS: dict[str, Law] = {
 
 
 def get_law(name: str) -> Law:
-    """Look a library law up by name; an unknown name suggests the closest ones."""
+    """Look a library law up by name; an unknown name suggests the closest ones.
+
+    ``"stage1>stage2"`` names the composition of two library laws (:func:`compose`).
+    """
+    if ">" in name and name not in LAWS:
+        first, _, second = name.partition(">")
+        return compose(get_law(first.strip()), get_law(second.strip()))
     try:
         return LAWS[name]
     except KeyError:

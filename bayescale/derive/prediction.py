@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayescale.law import Law
+from bayescale.fit import float64
+from bayescale.laws import Law
 
 __all__ = ["predict", "predict_fit_space"]
 
@@ -33,17 +34,17 @@ def _run(law: Law, params: Mapping[str, object], x: Mapping[str, object], natura
     absent = [c for c in law.covariate_names if c not in x]
     if absent:
         raise KeyError(f"law {law.name!r} needs covariate(s) {absent}; got {sorted(x)}")
-    with jax.enable_x64(True):
-        p = {n: jnp.asarray(params[n], dtype=jnp.float64) for n in law.params}
-        batch = jnp.broadcast_shapes(*(v.shape for v in p.values()))
-        flat = {n: jnp.broadcast_to(v, batch).reshape(-1) for n, v in p.items()}
-        cov = [jnp.asarray(x[c], dtype=jnp.float64) for c in law.covariate_names]
-        shape = jnp.broadcast_shapes(*(c.shape for c in cov))
-        xs = {c: jnp.broadcast_to(v, shape) for c, v in zip(law.covariate_names, cov)}
-        out = _predict(law, flat, xs, natural)
-        return np.asarray(out.reshape(batch + shape))
+    p = {n: jnp.asarray(params[n], dtype=jnp.float64) for n in law.params}
+    batch = jnp.broadcast_shapes(*(v.shape for v in p.values()))
+    flat = {n: jnp.broadcast_to(v, batch).reshape(-1) for n, v in p.items()}
+    cov = [jnp.asarray(x[c], dtype=jnp.float64) for c in law.covariate_names]
+    shape = jnp.broadcast_shapes(*(c.shape for c in cov))
+    xs = {c: jnp.broadcast_to(v, shape) for c, v in zip(law.covariate_names, cov)}
+    out = _predict(law, flat, xs, natural)
+    return np.asarray(out.reshape(batch + shape))
 
 
+@float64
 def predict(law: Law, params: Mapping[str, object], x: Mapping[str, object]) -> np.ndarray:
     """Prediction in natural units (loss, accuracy).
 
@@ -55,6 +56,7 @@ def predict(law: Law, params: Mapping[str, object], x: Mapping[str, object]) -> 
     return _run(law, params, x, natural=True)
 
 
+@float64
 def predict_fit_space(law: Law, params: Mapping[str, object], x: Mapping[str, object]) -> np.ndarray:
     """Prediction in the law's fit space (``log L``, ``log(-log Q')``, ...)."""
     return _run(law, params, x, natural=False)

@@ -1,7 +1,7 @@
 """Model comparison: PSIS-LOO, WAIC and leave-future-out, in one tidy table.
 
 All scores use the pointwise log density of the observations *in natural units*
-(:func:`bayescale.model.pointwise_log_likelihood`), so laws with different fit
+(:meth:`bayescale.fit.Fit.log_likelihood`), so laws with different fit
 spaces (``log(-log Q')`` for the direct law, ``Q`` for a two-stage law) are
 compared on the same scale.
 
@@ -12,8 +12,8 @@ compared on the same scale.
   ``elpd_waic = sum_i [log mean_s p(y_i|θ_s) - var_s log p(y_i|θ_s)]``.  Points
   with ``p_waic_i > 0.4`` make it unreliable (Vehtari et al. 2017) and are counted.
 * **Leave-future-out** (LFO): refit every law on the runs *not* selected by
-  ``holdout`` (e.g. ``"C > 6e21"``: fit the smaller budgets) with the same method
-  and settings, and score the held-out runs: summed log predictive density
+  ``holdout`` (e.g. ``"C > 6e21"``: fit the smaller budgets) with the same fitter
+  and settings (:meth:`bayescale.fit.Fit.refit`), and score the held-out runs: summed log predictive density
   ``elpd_lfo``, mean relative and absolute error of the point forecast (credible
   median), and the share of held-out runs inside the predictive band.  This is the
   score that matches what scaling laws are used for: extrapolation.
@@ -31,11 +31,12 @@ import jax
 import numpy as np
 import pandas as pd
 
-from bayescale.data import Data
-from bayescale.forecast import draws_of, fitted_data, forecast
-from bayescale.model import pointwise_log_likelihood
+from bayescale.convert import psis_loo
+from bayescale.derive import Discrepancy, forecast
+from bayescale.fit import Data, Fit
+from bayescale.tables import condition
 
-__all__ = ["compare", "leave_future_out", "loo", "refit", "score_heldout", "waic"]
+__all__ = ["Score", "compare", "leave_future_out", "loo", "score_heldout", "waic"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,21 +51,9 @@ class Score:
     kind: str
 
 
-def _loglik(result) -> np.ndarray:
-    ll = getattr(result, "log_likelihood", None)
-    if ll is not None:
-        return np.asarray(ll)
-    data = getattr(result, "data", None) or getattr(getattr(result, "map", None), "data", None)
-    if data is None:
-        raise ValueError("this result carries no data to score")
-    d = draws_of(result)
-    with jax.enable_x64(True):
-        return np.asarray(pointwise_log_likelihood(d.law, d.likelihood, d.params, d.sigma, data.x, data.y))
-
-
-def waic(result) -> Score:
+def waic(fit: Fit) -> Score:
     """WAIC from the pointwise log-likelihood (``elpd`` scale: higher is better)."""
-    ll = _loglik(result)
+    ll = fit.log_likelihood()
     flat = ll.reshape(-1, ll.shape[-1])
     s = flat.shape[0]
     lppd = np.logaddexp.reduce(flat, axis=0) - np.log(s)
@@ -77,91 +66,45 @@ def waic(result) -> Score:
     return Score(float(elpd_i.sum()), float(np.sqrt(n * np.var(elpd_i))), float(p_i.sum()), elpd_i, bad, "waic")
 
 
-def loo(result) -> Score:
+def loo(fit: Fit) -> Score:
     """PSIS-LOO via ``arviz_stats.loo``; ``warnings`` counts Pareto k above ``good_k``."""
-    import arviz_base
-    import arviz_stats
-
-    ll = _loglik(result)
-    if ll.shape[0] * ll.shape[1] < 2:
+    if fit.n_draws < 2:
         raise ValueError("PSIS-LOO needs posterior or bootstrap draws, not a single MAP point")
-    posterior = {k: np.asarray(v) for k, v in draws_of(result).params.items()}
-    tree = arviz_base.from_dict({"posterior": posterior, "log_likelihood": {"y": ll}}, dims={"y": ["obs"]})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = arviz_stats.loo(tree, pointwise=True)
-    k = np.asarray(res.pareto_k).reshape(-1)
-    bad = int(np.sum(k > res.good_k))
+    elpd, se, p, elpd_i, k, good_k = psis_loo(fit.log_likelihood(), {n: np.asarray(v) for n, v in fit.draws.items()})
+    bad = int(np.sum(k > good_k))
     if bad:
-        warnings.warn(
-            f"PSIS-LOO: {bad} observation(s) with Pareto k > {res.good_k:.2f}; the estimate for them is unreliable",
-            RuntimeWarning, stacklevel=2,
-        )
-    return Score(float(res.elpd), float(res.se), float(res.p), np.asarray(res.elpd_i).reshape(-1), bad, "loo")
+        warnings.warn(f"PSIS-LOO: {bad} observation(s) with Pareto k > {good_k:.2f}; the estimate for them is "
+                      "unreliable", RuntimeWarning, stacklevel=2)
+    return Score(elpd, se, p, elpd_i, bad, "loo")
 
 
-def refit(result, keep: np.ndarray, *, key):
-    """``result``'s law refitted with the same method and settings on the rows ``keep``."""
-    from bayescale.bootstrap import BootstrapResult, fit_bootstrap
-    from bayescale.nuts import NutsResult, fit_nuts
-    from bayescale.optimization import MapResult, fit_map
-    from bayescale.staged import combine_stages
-
-    parts = getattr(result, "parts", ())
-    if parts:
-        data = result.data
-        kept_rows = set(data.rows[np.asarray(keep, bool)].tolist())
-        k1, k2 = jax.random.split(key)
-        stages = []
-        for part, k in zip(parts, (k1, k2)):
-            mask = np.array([r in kept_rows for r in part.data.rows.tolist()])
-            stages.append(refit(part, mask, key=k))
-        return combine_stages(result.law, stages[0], stages[1], data.select(keep))
-    if isinstance(result, NutsResult):
-        return fit_nuts(
-            result.law, result.data.select(keep), key=key, likelihood=result.likelihood, chains=result.chains,
-            warmup=result.warmup, draws=result.n_draws, target_accept=result.target_accept,
-            max_tree_depth=result.max_tree_depth,
-        )
-    if isinstance(result, BootstrapResult):
-        return fit_bootstrap(
-            result.law, result.map.data.select(keep), key=key, resamples=result.resamples,
-            starts=result.starts, scheme=result.scheme,
-        )
-    if isinstance(result, MapResult):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return fit_map(result.law, result.data.select(keep))
-    raise TypeError(f"cannot refit a {type(result).__name__}")
+def _data_of(fit: Fit) -> Data:
+    if fit.data is None:
+        raise ValueError(f"this fit of {fit.law.name!r} carries no data")
+    return fit.data
 
 
-def _data_of(result):
-    data = fitted_data(result)
-    if data is None:
-        raise ValueError("this result carries no data")
-    return data
+def leave_future_out(fit: Fit, holdout, *, key: jax.Array, interval: float = 0.9) -> dict[str, object]:
+    """Refit on the rows not in ``holdout`` (same fitter, same settings) and score the held-out rows.
 
-
-def leave_future_out(result, holdout, *, key, interval: float = 0.9) -> dict[str, object]:
-    """Refit on the rows not in ``holdout`` and score the held-out rows.
-
-    ``holdout`` is an expression over covariates (``"C > 6e21"``) or a boolean mask.
-    Returns a dict with ``elpd_lfo``, ``mre``, ``mae``, ``coverage`` (share of
-    held-out runs inside the ``interval`` predictive band), ``n_heldout``, the
-    per-run ``table`` and the refitted result.
+    ``holdout`` is an expression over covariates (``"C > 6e21"``), a callable or a boolean
+    mask.  Returns a dict with ``elpd_lfo``, ``mre``, ``mae``, ``coverage`` (share of
+    held-out runs inside the ``interval`` predictive band), ``n_heldout``, the per-run
+    ``table`` and the refitted ``fit``.
     """
-    data = _data_of(result)
-    mask = data.mask(holdout) if not isinstance(holdout, np.ndarray) else holdout.astype(bool)
+    data = _data_of(fit)
+    mask = condition(data, holdout)
     if mask.all() or not mask.any():
         raise ValueError(f"holdout {holdout!r} selects {int(mask.sum())} of {data.n} rows; it must leave both sides")
     k_fit, k_pred = jax.random.split(key)
-    fitted = refit(result, ~mask, key=k_fit)
+    fitted = fit.refit(data.select(~mask), key=k_fit)
     out = score_heldout(fitted, data.select(mask), key=k_pred, interval=interval)
     out.update(n_fit=int((~mask).sum()), fit=fitted)
     return out
 
 
-def score_heldout(fitted, test: Data, *, key, interval: float = 0.9, discrepancy=None) -> dict[str, object]:
+def score_heldout(fitted: Fit, test: Data, *, key: jax.Array, interval: float = 0.9,
+                  discrepancy: Discrepancy | None = None) -> dict[str, object]:
     """Score a fit's forecasts of the runs in ``test`` (which it did not see).
 
     Returns ``elpd_lfo`` (summed log predictive density of the held-out ``y``),
@@ -171,9 +114,7 @@ def score_heldout(fitted, test: Data, *, key, interval: float = 0.9, discrepancy
     ``width_ratio`` (median width of the calibrated band over the plain one), and the
     per-run ``lo_cal``, ``hi_cal``, ``inside_cal``.
     """
-    d = draws_of(fitted)
-    with jax.enable_x64(True):
-        ll = np.asarray(pointwise_log_likelihood(d.law, d.likelihood, d.params, d.sigma, test.x, test.y))
+    ll = fitted.log_likelihood(test)
     flat = ll.reshape(-1, ll.shape[-1])
     lpd = np.logaddexp.reduce(flat, axis=0) - np.log(flat.shape[0])
     f = forecast(fitted, test.x, key=key, interval=interval)
@@ -201,7 +142,8 @@ def score_heldout(fitted, test: Data, *, key, interval: float = 0.9, discrepancy
     return out
 
 
-def compare(fits: Mapping[str, object], *, holdout=None, key=None, interval: float = 0.9) -> pd.DataFrame:
+def compare(fits: Mapping[str, Fit], *, holdout=None, key: jax.Array | None = None,
+            interval: float = 0.9) -> pd.DataFrame:
     """Rank several fitted laws on the same data; one row per law.
 
     Columns: ``elpd_loo, se_loo, p_loo, pareto_k_bad, elpd_waic, se_waic, p_waic,
@@ -218,18 +160,17 @@ def compare(fits: Mapping[str, object], *, holdout=None, key=None, interval: flo
         raise ValueError(f"the fits are on different data (rows per fit: {ns}); compare needs the same runs")
     rows = []
     keys = jax.random.split(key, len(fits)) if key is not None else [None] * len(fits)
-    for (name, result), k in zip(fits.items(), keys):
+    for (name, fit), k in zip(fits.items(), keys):
         row: dict[str, object] = {"law": name}
-        d = draws_of(result)
-        if int(np.prod(d.shape)) > 1:
-            lo, wa = loo(result), waic(result)
+        if fit.n_draws > 1:
+            lo, wa = loo(fit), waic(fit)
             row.update(elpd_loo=lo.elpd, se_loo=lo.se, p_loo=lo.p, pareto_k_bad=lo.warnings,
                        elpd_waic=wa.elpd, se_waic=wa.se, p_waic=wa.p, waic_bad=wa.warnings)
         else:
             row.update(elpd_loo=np.nan, se_loo=np.nan, p_loo=np.nan, pareto_k_bad=0,
                        elpd_waic=np.nan, se_waic=np.nan, p_waic=np.nan, waic_bad=0)
         if holdout is not None:
-            lfo = leave_future_out(result, holdout, key=k, interval=interval)
+            lfo = leave_future_out(fit, holdout, key=k, interval=interval)
             row.update({c: lfo[c] for c in ("elpd_lfo", "mre", "mae", "coverage", "n_heldout")})
         rows.append(row)
     table = pd.DataFrame(rows)

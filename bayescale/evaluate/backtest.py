@@ -12,7 +12,7 @@ fitted runs.  A band built from that scatter alone is too narrow exactly where u
 * :func:`learn_discrepancy` -- the one number the backtests teach: ``tau``, the standard
   deviation of the law's own error per e-fold of extrapolation, by maximum likelihood under
   ``e ~ Normal(0, s² + (tau·d)²)``.  Pass several backtests (tasks) to pool them.
-* :class:`Discrepancy` -- given to :func:`bayescale.forecast`, it widens the predictive band
+* :class:`~bayescale.derive.Discrepancy` -- given to :func:`bayescale.forecast`, it widens the predictive band
   by ``tau·d`` (in fit space, added in quadrature) at distance ``d`` beyond the result's
   largest fitted run, and not at all inside the fitted range.  Its :meth:`~Discrepancy.describe`
   says why a band is as wide as it is.
@@ -32,12 +32,13 @@ import numpy as np
 import pandas as pd
 from jax.scipy.special import ndtri
 
-from bayescale.data import Data, DataError
-from bayescale.law import Law
-from bayescale.objective import SquaredError
-from bayescale.optimization import Solver, _polish, _residuals, _screen, starts_for
+from bayescale.derive import Discrepancy
+from bayescale.fit import Data, DataError, Objective, ParallelLbfgs, Solver, SquaredError, float64, starts_for
+from bayescale.fit.map import fit_arrays, fitted_residuals, polish, screen
+from bayescale.fit.model import log_abs_dz_dy
+from bayescale.laws import Law
 
-__all__ = ["Backtest", "Discrepancy", "backtest", "backtest_score", "calibration_report", "learn_discrepancy"]
+__all__ = ["Backtest", "backtest", "backtest_score", "calibration_report", "learn_discrepancy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,7 @@ def _default_origins(x: np.ndarray, min_runs: int, most: int) -> np.ndarray:
     return candidates
 
 
+@float64
 def backtest(
     law: Law,
     data: Data,
@@ -78,9 +80,9 @@ def backtest(
     origins: Sequence[float] | None = None,
     min_runs: int | None = None,
     most: int = 30,
-    objective=SquaredError(),
+    objective: Objective = SquaredError(),
     starts: int = 8,
-    solver: Solver = Solver(),
+    solver: Solver = ParallelLbfgs(),
 ) -> Backtest:
     """Rolling-origin backtest of ``law`` on ``data`` (the runs a user would fit).
 
@@ -104,22 +106,11 @@ def backtest(
         raise DataError(f"backtest of {law.name!r}: no cut-off leaves {min_runs}+ runs to fit and one to forecast "
                         f"({data.n} runs); add runs or lower min_runs")
     masks = (xa[None, :] <= cuts[:, None]).astype(float)  # (K, n)
-    with jax.enable_x64(True):
-        x = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in data.x.items()}
-        z = jnp.asarray(law.response.to_fit(jnp.asarray(data.y, dtype=jnp.float64)))
-        grid = law.unconstrain(jnp.asarray(starts_for(law, data)))
-        values = jax.vmap(lambda w: _screen(law, objective, grid, x, z, w))(jnp.asarray(masks))  # (K, G)
-        best = np.argsort(np.asarray(values), axis=1, kind="stable")[:, :starts]
-        u0 = np.asarray(grid)[best].reshape(-1, law.n_params)  # (K*S, P)
-        w = np.repeat(masks, best.shape[1], axis=0)
-        u, f, _, _, ok = _polish(law, objective, solver, jnp.asarray(u0), x, z, jnp.asarray(w))
-        f = np.where(np.isfinite(np.asarray(f)), np.asarray(f), np.inf).reshape(len(cuts), -1)
-        pick = np.argmin(f, axis=1)
-        u_best = np.asarray(u).reshape(len(cuts), -1, law.n_params)[np.arange(len(cuts)), pick]
-        ok = np.asarray(ok).reshape(len(cuts), -1)[np.arange(len(cuts)), pick]
-        resid = np.stack([np.asarray(_residuals(law, jnp.asarray(ub), x, z)) for ub in u_best])  # (K, n): mu - z
-        jac = np.asarray(jax.vmap(lambda ub: jax.jacfwd(lambda u: law.fn(law.constrain(u), x))(ub))(
-            jnp.asarray(u_best)))  # (K, n, P): how each run's forecast moves with the parameters
+    u_best, ok, f_best = _cutoff_fits(law, data, masks, objective, starts, solver)
+    x, z = fit_arrays(law, data)
+    resid = np.stack([np.asarray(fitted_residuals(law, jnp.asarray(ub), x, z)) for ub in u_best])  # (K, n): mu - z
+    jac = np.asarray(jax.vmap(lambda ub: jax.jacfwd(lambda u: law.fn(law.constrain(u), x))(ub))(
+        jnp.asarray(u_best)))  # (K, n, P): how each run's forecast moves with the parameters
     rows, origin_rows = [], []
     for k, cut in enumerate(cuts):
         fitted = masks[k] > 0
@@ -127,7 +118,7 @@ def backtest(
         scale = math.sqrt(float(np.sum(resid[k][fitted] ** 2)) / max(n_k - law.n_params, 1))  # unbiased
         top = xa[fitted].max()
         # Gauss-Newton variance of each forecast from the cut-off fit's parameter uncertainty
-        usable = bool(ok[k] and np.isfinite(f[k, pick[k]]) and np.all(np.isfinite(jac[k])) and np.isfinite(scale))
+        usable = bool(ok[k] and np.isfinite(f_best[k]) and np.all(np.isfinite(jac[k])) and np.isfinite(scale))
         param_var = np.full(data.n, np.nan)
         if usable:
             info = jac[k][fitted].T @ jac[k][fitted]
@@ -142,30 +133,26 @@ def backtest(
     return Backtest(law=law, along=along, errors=pd.DataFrame(rows), origins=pd.DataFrame(origin_rows))
 
 
+def _cutoff_fits(law: Law, data: Data, masks: np.ndarray, objective: Objective, starts: int, solver: Solver):
+    """Every cut-off's multi-start fit in one batched call: its best point, converged flag, objective.
+
+    Each cut-off screens the grid on its own runs (the masks), so no future leaks in.
+    """
+    x, z = fit_arrays(law, data)
+    grid = law.unconstrain(jnp.asarray(starts_for(law, data)))
+    values = jax.vmap(lambda w: screen(law, objective, grid, x, z, w))(jnp.asarray(masks))  # (K, G)
+    best = np.argsort(np.asarray(values), axis=1, kind="stable")[:, :starts]
+    u0 = np.asarray(grid)[best].reshape(-1, law.n_params)  # (K*S, P)
+    out = polish(law, objective, solver, jnp.asarray(u0), x, z, jnp.asarray(np.repeat(masks, best.shape[1], axis=0)))
+    k = len(masks)
+    f = np.where(np.isfinite(np.asarray(out.value)), np.asarray(out.value), np.inf).reshape(k, -1)
+    pick = np.argmin(f, axis=1)
+    u_best = np.asarray(out.u).reshape(k, -1, law.n_params)[np.arange(k), pick]
+    ok = np.asarray(out.converged).reshape(k, -1)[np.arange(k), pick]
+    return u_best, ok, f[np.arange(k), pick]
+
+
 # --------------------------------------------------------------------------- the discrepancy
-
-
-@dataclasses.dataclass(frozen=True)
-class Discrepancy:
-    """Extra fit-space spread ``tau·d`` at ``d`` e-folds of ``along`` beyond the largest fitted run."""
-
-    tau: float
-    along: str
-    n_errors: int = 0
-    n_origins: int = 0
-    n_tasks: int = 1
-    level: float | None = None
-
-    def scale(self, x_along, x_max: float) -> np.ndarray:
-        d = np.maximum(0.0, np.log(np.asarray(x_along, dtype=float) / float(x_max)))
-        return self.tau * d
-
-    def describe(self) -> str:
-        how = f"coverage-matched at {self.level:.0%}" if self.level else "maximum likelihood"
-        source = (f"{how}, learned from {self.n_errors} backtest errors over {self.n_origins} cut-offs"
-                  + (f" pooled over {self.n_tasks} tasks" if self.n_tasks > 1 else ""))
-        return (f"law discrepancy: sd {self.tau:.3g} (fit space) per e-fold of {self.along} beyond the largest "
-                f"fitted run, added in quadrature to the noise; {source}")
 
 
 def _log_lik(tau: np.ndarray, e: np.ndarray, s: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -215,6 +202,7 @@ def learn_discrepancy(*backtests: Backtest, converged_only: bool = True, level: 
     return Discrepancy(tau=tau, along=along.pop(), n_errors=len(errors), n_origins=n_origins, n_tasks=len(backtests))
 
 
+@float64
 def backtest_score(backtest_result: Backtest, discrepancy: Discrepancy | None = None) -> float:
     """Mean log predictive density of the backtest's later runs, in the response's natural units.
 
@@ -223,8 +211,6 @@ def backtest_score(backtest_result: Backtest, discrepancy: Discrepancy | None = 
     scale.  Higher is better; it ranks law forms by how well they *extrapolate* on the runs the
     user has, which is what the calibrated forecast selects by.
     """
-    from bayescale.model import log_abs_dz_dy
-
     err = backtest_result.errors[backtest_result.errors.converged]
     if err.empty:
         return float("-inf")
@@ -232,8 +218,7 @@ def backtest_score(backtest_result: Backtest, discrepancy: Discrepancy | None = 
     tau = discrepancy.tau if discrepancy is not None else 0.0
     var = err["scale"].to_numpy(dtype=float) ** 2 + err["param_sd"].to_numpy(dtype=float) ** 2 \
         + (tau * np.maximum(d, 0.0)) ** 2
-    with jax.enable_x64(True):
-        jac = np.asarray(log_abs_dz_dy(backtest_result.law, err["y"].to_numpy(dtype=float)))
+    jac = np.asarray(log_abs_dz_dy(backtest_result.law, jnp.asarray(err["y"].to_numpy(dtype=float))))
     return float(np.mean(-0.5 * (np.log(2 * np.pi * var) + e**2 / var) + jac))
 
 

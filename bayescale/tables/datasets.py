@@ -36,13 +36,13 @@ GADRE_VALIDATION_SETS = (
 
 
 def _bundled(name: str) -> pd.DataFrame:
-    with resources.files("bayescale").joinpath("data", name).open("r") as fh:
+    with resources.files("bayescale.tables").joinpath("data", name).open("r") as fh:
         return pd.read_csv(fh)
 
 
 def gadre_licence() -> str:
     """The MIT licence notice of the bundled Gadre et al. data."""
-    return resources.files("bayescale").joinpath("data", "LICENSE-gadre.txt").read_text()
+    return resources.files("bayescale.tables").joinpath("data", "LICENSE-gadre.txt").read_text()
 
 
 def gadre() -> pd.DataFrame:

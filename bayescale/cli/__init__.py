@@ -1,0 +1,3 @@
+from bayescale.cli.main import main
+
+__all__ = ["main"]

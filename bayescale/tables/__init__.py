@@ -1,0 +1,6 @@
+"""Where pandas meets the arrays: :func:`from_frame`, expressions, the bundled data sets."""
+
+from bayescale.tables import datasets
+from bayescale.tables.frame import condition, derive, from_arrays, from_frame, query, two_stage_data
+
+__all__ = ["condition", "datasets", "derive", "from_arrays", "from_frame", "query", "two_stage_data"]
