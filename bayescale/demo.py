@@ -25,8 +25,11 @@ VALIDATION_SETS = {"c4_val": "C4 (web)", "paloma_dolma_100_programing_languages"
 BUDGETS = (1e21, 1e23)
 
 
-def run_demo(out: Path, *, keep: int = 64, resamples: int = 200, starts: int = 16) -> dict:
-    """Fit, print and plot; returns the table of results (also used by the tests)."""
+def run_demo(out: Path, *, keep: int = 64, resamples: int = 200, starts: int = 16, seed: int = 0) -> dict:
+    """Fit, print and plot; returns the table of results (also used by the tests).
+
+    ``seed`` seeds the bootstrap resamples (the same for every fit: a paired bootstrap).
+    """
     out.mkdir(parents=True, exist_ok=True)
     runs = datasets.gadre_long()
     law = laws.chinchilla
@@ -51,7 +54,7 @@ def run_demo(out: Path, *, keep: int = 64, resamples: int = 200, starts: int = 1
             at = compute_optimal(law, fit.point, np.array(BUDGETS))
             # the same key and the same run order give both validation sets the same
             # resample weights: a paired bootstrap across validation sets
-            boot = fit_bootstrap(law, data, key=jax.random.key(0), resamples=resamples, starts=starts, map_fit=fit)
+            boot = fit_bootstrap(law, data, key=jax.random.key(seed), resamples=resamples, starts=starts, map_fit=fit)
             ok = boot.info.converged
             all_draws = {k: v[None, :] for k, v in boot.info.all_draws.items()}
             n_draws = compute_optimal(law, all_draws, np.array(BUDGETS)).N[0]  # (R, budgets)

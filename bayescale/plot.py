@@ -24,7 +24,7 @@ import numpy as np
 
 import jax
 
-from bayescale.derive import Allocation, Discrepancy, forecast, optimal_bands, predict, predict_fit_space
+from bayescale.derive import Allocation, Discrepancy, Forecast, forecast, optimal_bands, predict, predict_fit_space
 from bayescale.fit import Data, Fit
 from bayescale.laws import isoflop
 
@@ -151,7 +151,7 @@ def _grid(cov, lo, hi, n=200):
 
 def plot_forecast(result: Fit, data: Data | None = None, *, key: jax.Array, heldout: Data | None = None,
                   along: str | None = None, upto: float | None = None, interval: float = 0.9, ax=None,
-                  label: str | None = None, discrepancy: Discrepancy | None = None):
+                  label: str | None = None, discrepancy: Discrepancy | None = None, points: Forecast | None = None):
     """Observed runs, the fitted law, its credible and predictive bands, held-out runs.
 
     ``result`` is any fit (MAP, bootstrap, NUTS, saved); ``data`` defaults to the data it
@@ -160,19 +160,20 @@ def plot_forecast(result: Fit, data: Data | None = None, *, key: jax.Array, held
     covariate the bands are drawn over a grid; for several, one curve per combination of
     the other covariates (up to 8 combinations; beyond that, intervals at the runs).
     ``discrepancy`` (:mod:`bayescale.evaluate.backtest`) draws the calibrated predictive band;
-    ``key`` draws the predictive noise.
+    ``points`` (a :class:`~bayescale.Forecast`) marks forecast points with their predictive
+    bands; ``key`` draws the predictive noise.
     """
     ax = _axes(ax)
     law = result.law
     data = _data_of(result, data)
     cov = _covariate(law, along)
     sets = [data] + ([heldout] if heldout is not None else [])
-    xs = np.concatenate([s.x[cov.name] for s in sets])
-    hi = max(xs.max(), upto or xs.max())
-    others = [c for c in law.covariate_names if c != cov.name]
+    if points is not None:
+        upto = max(upto or 0.0, float(np.max(points.x[cov.name])))
     name = label or f"{law.name} ({result.method})"
-    if not others:
-        grid = _grid(cov, xs.min(), hi)
+    if len(law.covariates) == 1:
+        xs = np.concatenate([s.x[cov.name] for s in sets])
+        grid = _grid(cov, xs.min(), max(xs.max(), upto or xs.max()))
         f = forecast(result, {cov.name: grid}, key=key, interval=interval, discrepancy=discrepancy)
         kind = "calibrated predictive" if discrepancy is not None else "predictive"
         ax.fill_between(grid, f.predictive.lo, f.predictive.hi, color="tab:blue", alpha=0.15, lw=0,
@@ -182,28 +183,15 @@ def plot_forecast(result: Fit, data: Data | None = None, *, key: jax.Array, held
         ax.plot(grid, f.estimate, color="tab:blue", lw=2, label=name)
         ax.axvline(data.x[cov.name].max(), color="0.5", ls=":", lw=1, label="largest fitted run")
     else:
-        combos = np.unique(np.column_stack([np.concatenate([s.x[o] for s in sets]) for o in others]), axis=0)
-        if len(combos) <= _MAX_GROUPS:
-            colours = _pyplot().get_cmap("viridis")(np.linspace(0.0, 0.9, len(combos)))
-            for combo, colour in zip(combos, colours):
-                at = {o: v for o, v in zip(others, combo)}
-                mask = np.all([np.concatenate([s.x[o] for s in sets]) == v for o, v in at.items()], axis=0)
-                lo, hi = xs[mask].min(), max(xs[mask].max(), upto or 0.0)
-                if hi <= lo:  # one run in this group: a short curve around it
-                    lo, hi = (lo / 2.0, hi * 2.0) if cov.log_scale else (lo - 1.0, hi + 1.0)
-                grid = _grid(cov, lo, hi)
-                f = forecast(result, {cov.name: grid, **{o: np.full_like(grid, v) for o, v in at.items()}},
-                             key=key, interval=interval)
-                ax.fill_between(grid, f.credible.lo, f.credible.hi, color=colour, alpha=0.3, lw=0)
-                ax.plot(grid, f.estimate, color=colour, lw=1.5,
-                        label=", ".join(f"{o}={v:.3g}" for o, v in at.items()))
-        else:
-            f = forecast(result, dict(data.x), key=key, interval=interval)
-            ax.errorbar(data.x[cov.name], f.estimate, yerr=[f.estimate - f.predictive.lo, f.predictive.hi - f.estimate],
-                        fmt="none", ecolor="tab:blue", alpha=0.5, label=f"{name}: {interval:.0%} predictive band")
+        _group_curves(ax, result, data, sets, cov, upto, key=key, interval=interval, name=name)
     ax.scatter(data.x[cov.name], data.y, label="fitted runs", **_OBSERVED)
     if heldout is not None:
         ax.scatter(heldout.x[cov.name], heldout.y, label="held-out runs", **_HELDOUT)
+    if points is not None:
+        x = np.broadcast_to(points.x[cov.name], np.shape(points.estimate))
+        ax.errorbar(x, points.estimate, yerr=[points.estimate - points.predictive.lo,
+                                              points.predictive.hi - points.estimate],
+                    fmt="s", color="tab:orange", capsize=4, zorder=6, label="forecast points")
     if cov.log_scale:
         ax.set_xscale("log")
     ax.set_xlabel(_axis_label(cov))
@@ -212,6 +200,30 @@ def plot_forecast(result: Fit, data: Data | None = None, *, key: jax.Array, held
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(frameon=False, fontsize=7)
     return ax
+
+
+def _group_curves(ax, result: Fit, data: Data, sets, cov, upto, *, key, interval, name) -> None:
+    """One curve with its credible band per combination of the other covariates (or intervals at the runs)."""
+    others = [c for c in result.law.covariate_names if c != cov.name]
+    xs = np.concatenate([s.x[cov.name] for s in sets])
+    combos = np.unique(np.column_stack([np.concatenate([s.x[o] for s in sets]) for o in others]), axis=0)
+    if len(combos) > _MAX_GROUPS:
+        f = forecast(result, dict(data.x), key=key, interval=interval)
+        ax.errorbar(data.x[cov.name], f.estimate, yerr=[f.estimate - f.predictive.lo, f.predictive.hi - f.estimate],
+                    fmt="none", ecolor="tab:blue", alpha=0.5, label=f"{name}: {interval:.0%} predictive band")
+        return
+    colours = _pyplot().get_cmap("viridis")(np.linspace(0.0, 0.9, len(combos)))
+    for combo, colour in zip(combos, colours):
+        at = {o: v for o, v in zip(others, combo)}
+        mask = np.all([np.concatenate([s.x[o] for s in sets]) == v for o, v in at.items()], axis=0)
+        lo, hi = xs[mask].min(), max(xs[mask].max(), upto or 0.0)
+        if hi <= lo:  # one run in this group: a short curve around it
+            lo, hi = (lo / 2.0, hi * 2.0) if cov.log_scale else (lo - 1.0, hi + 1.0)
+        grid = _grid(cov, lo, hi)
+        f = forecast(result, {cov.name: grid, **{o: np.full_like(grid, v) for o, v in at.items()}},
+                     key=key, interval=interval)
+        ax.fill_between(grid, f.credible.lo, f.credible.hi, color=colour, alpha=0.3, lw=0)
+        ax.plot(grid, f.estimate, color=colour, lw=1.5, label=", ".join(f"{o}={v:.3g}" for o, v in at.items()))
 
 
 def plot_residuals(result: Fit, data: Data | None = None, *, along: str | None = None, ax=None):
@@ -291,12 +303,15 @@ def plot_pairs(result: Fit, *, key: jax.Array, params=None, max_points: int = 20
 
 
 def plot_optimal(result: Fit | None = None, compute=None, *, mix=None, interval: float = 0.9, ax=None,
-                 label: str | None = None):
-    """N*(C) with its band for one fit of a law of N and D, or a validation ``mix``."""
+                 label: str | None = None, marks=()):
+    """N*(C) with its band for one fit of a law of N and D, or a validation ``mix``; ``marks``: budgets to mark."""
     compute = np.geomspace(1e19, 1e25, 40) if compute is None else np.asarray(compute, dtype=float)
     _, bands = optimal_bands(result, compute, interval=interval, mix=mix)
     name = label or (result.law.name if result is not None else "mix")
-    return plot_bands(compute, {name: bands["N"]}, ax=ax)
+    ax = plot_bands(compute, {name: bands["N"]}, ax=ax)
+    for c in marks:
+        ax.axvline(c, color="0.5", ls=":", lw=1)
+    return ax
 
 
 def plot_isoflop(frame, analysis, *, compute: str = "C", size: str = "N", y: str = "loss", ax=None):

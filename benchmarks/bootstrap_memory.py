@@ -25,7 +25,7 @@ t0 = time.perf_counter()
 b = bs.fit_bootstrap(bs.laws.chinchilla, data, key=jax.random.key(0), resamples=R, starts=S, map_fit=m, progress=True)
 wall = time.perf_counter() - t0
 peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-print(f"{R} resamples x {S} starts: {wall:.0f} s ({R / wall:.0f} resamples/s), failed {b.n_failed}, "
-      f"pool {b.pool_lanes} lanes; peak resident memory {peak_gb:.2f} GB")
+print(f"{R} resamples x {S} starts: {wall:.0f} s ({R / wall:.0f} resamples/s), failed {b.info.n_failed}, "
+      f"pool {b.info.pool_lanes} lanes; peak resident memory {peak_gb:.2f} GB")
 print("standard errors:", {k: round(v, 4) for k, v in b.std().items()})
 print("alpha 5/50/95 %:", np.quantile(b.draws["alpha"][0], [0.05, 0.5, 0.95]).round(4))

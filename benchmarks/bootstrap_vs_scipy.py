@@ -25,8 +25,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 import bayescale as bs
-from bayescale.bootstrap import _lane_data, bootstrap_starts
-from bayescale.optimization import _objective_u
+from bayescale.fit.bootstrap import bootstrap_starts
+from bayescale.fit.map import objective_u
 
 R = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 S = int(sys.argv[2]) if len(sys.argv) > 2 else 64
@@ -48,8 +48,9 @@ with jax.enable_x64(True):
     zj = jnp.asarray(z)
     starts = bootstrap_starts(law, data, m, S, objective=bs.Huber(DELTA))  # the very starts fit_bootstrap uses
     keys = jax.random.split(jax.random.key(0), R)
-    _, weights = _lane_data(False, n, keys[:R_SCIPY], zj, jnp.arange(n), zj, zj)
-    weights = np.asarray(weights)
+    # the pairs-bootstrap weights fit_bootstrap draws from each resample's key: n runs drawn with replacement
+    weights = np.asarray(jax.vmap(lambda k: jnp.zeros(n).at[jax.random.randint(k, (n,), 0, n)].add(1.0))(
+        keys[:R_SCIPY]))
 
 
 # ---- (a), (b): scipy, Epoch's parametrisation (a, b, e, alpha, beta)
@@ -114,23 +115,24 @@ print(f"(b) scipy L-BFGS-B, exact gradients:    {per_b:.2f} s per resample ({eva
 t0 = time.perf_counter()
 boot = bs.fit_bootstrap(law, data, key=jax.random.key(0), resamples=R, starts=S, map_fit=m)
 wall = time.perf_counter() - t0
-run_c = wall - boot.compile_seconds
+run_c = wall - boot.info.compile_seconds
 per_c = run_c / R
 print(f"(c) bayescale: {R} resamples x {S} starts in {run_c:.1f} s ({per_c * 1e3:.1f} ms per resample; "
-      f"compile {boot.compile_seconds:.1f} s not included); failed {boot.n_failed}; pool {boot.pool_lanes} lanes x "
-      f"{boot.pool_calls} calls; {boot.pruned} of {R * S} starts stopped by racing")
+      f"compile {boot.info.compile_seconds:.1f} s not included); failed {boot.info.n_failed}; pool "
+      f"{boot.info.pool_lanes} lanes x {boot.info.pool_calls} calls; {boot.info.pruned} of {R * S} starts stopped by "
+      "racing")
 
 # ---- (d) the floor: the batched evaluations of (c), replayed alone
-solver = bs.Solver()
-n_values = len(solver.parallel_steps)
+solver = bs.ParallelLbfgs()
+n_values = len(solver.steps)
 with jax.enable_x64(True):
-    B = boot.pool_lanes
+    B = boot.info.pool_lanes
     u = jnp.tile(jnp.asarray(starts[:1]), (B, 1)) + 0.01 * jax.random.normal(jax.random.key(1), (B, 5))
     w = jnp.ones((B, n))
-    t = jnp.asarray(solver.parallel_steps)
+    t = jnp.asarray(solver.steps)
 
     def one_step_evals(ui, wi):
-        f = lambda v: _objective_u(law, bs.Huber(DELTA), v, xj, zj, wi)  # noqa: E731
+        f = lambda v: objective_u(law, bs.Huber(DELTA), v, xj, zj, wi)  # noqa: E731
         val, g = jax.value_and_grad(f)(ui)
         trial = jax.vmap(lambda s: f(ui - s * g))(t)
         return val + trial.sum()
@@ -142,11 +144,11 @@ with jax.enable_x64(True):
     for _ in range(reps):
         jax.block_until_ready(evals(u, w))
     per_batch = (time.perf_counter() - t0) / reps
-performed = boot.lane_steps / B  # batched steps the pool ran (every lane of every call, idle or not)
+performed = boot.info.lane_steps / B  # batched steps the pool ran (every lane of every call, idle or not)
 floor_performed = performed * per_batch
-floor_needed = boot.job_steps * per_batch / B
+floor_needed = boot.info.job_steps * per_batch / B
 print(f"(d) floor: one batched step (1 value+grad + {n_values} values, {B} lanes) {per_batch * 1e3:.1f} ms; "
-      f"{performed:.0f} batched steps performed -> {floor_performed:.1f} s; the {boot.job_steps} lane-steps the jobs "
+      f"{performed:.0f} batched steps performed -> {floor_performed:.1f} s; the {boot.info.job_steps} lane-steps the jobs "
       f"needed -> {floor_needed:.1f} s")
 
 print(f"\nspeed-up of (c): {per_a / per_c:.0f}x vs (a), {per_b / per_c:.0f}x vs (b); "
@@ -154,7 +156,7 @@ print(f"\nspeed-up of (c): {per_a / per_c:.0f}x vs (a), {per_b / per_c:.0f}x vs 
 
 # ---- agreement on the scipy resamples, and medians
 names = law.params
-params_c = np.column_stack([boot.all_params[k][:R_SCIPY] for k in names])
+params_c = np.column_stack([boot.info.all_draws[k][:R_SCIPY] for k in names])
 for label, other in (("(a)", params_a), ("(b)", params_b)):
     rel = np.abs(np.median(other, axis=0) / np.median(params_c, axis=0) - 1)
     print(f"medians over the first {R_SCIPY} resamples, {label} vs (c): max relative difference {rel.max():.2e} "

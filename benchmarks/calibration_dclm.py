@@ -13,7 +13,6 @@ Every variant tried is printed, not only the best.
 
 from __future__ import annotations
 
-import functools
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +23,7 @@ import pandas as pd
 
 import bayescale as bs
 from bayescale import laws
-from bayescale.extrapolation import extrapolation_study
+from bayescale.evaluate import Calibration, extrapolation_study
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 BENCHMARKS = {
@@ -33,7 +32,7 @@ BENCHMARKS = {
     "lambada_openai": ("acc", 0.0), "triviaqa_1shot": ("exact_match", 0.0), "gsm8k_cot_llama": ("exact_match", 0.0),
     "humaneval-py": ("pass@1", 0.0), "lbpp": ("pass@1", 0.0),
 }
-LSQ = functools.partial(bs.fit_map, objective=bs.SquaredError())
+LSQ = bs.Fitter.of(bs.fit_map, objective=bs.SquaredError())
 FORMS = [laws.direct, laws.direct_ceiling, laws.bnsl]
 
 
@@ -65,7 +64,8 @@ def report(name: str, frame: pd.DataFrame, chance: dict, forms) -> None:
     for calibrate, options in (("task", {}), ("task", {"level": 0.9}), ("pooled", {}), ("pooled", {"level": 0.9})):
         t0 = time.perf_counter()
         s = extrapolation_study(frame, forms, y="score", holdout="C > 6e21", key=jax.random.key(0), task="task",
-                                chance=chance, fit=LSQ, calibrate=calibrate, calibration=options)
+                                chance=chance, fitter=LSQ,
+                                calibrate=Calibration(pooled=calibrate == "pooled", **options))
         print(f"\n--- tau {calibrate}, {options or 'maximum likelihood'} ({time.perf_counter() - t0:.1f} s) ---")
         if s.selection is not None:
             print(s.selection.round(4).to_string(index=False))

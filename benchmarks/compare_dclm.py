@@ -16,7 +16,6 @@ Rows at or below chance are removed for every law alike, so all laws see the sam
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 import time
@@ -53,6 +52,11 @@ def runs(frame: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     return wide[(wide.acc > chance) & (wide.acc < 1)].sort_values("C").reset_index(drop=True)
 
 
+def stages(fit: bs.Fit) -> tuple[bs.Fit, ...]:
+    """The NUTS fits behind ``fit``: its two stages for a two-stage law, else itself."""
+    return fit.parts or (fit,)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chains", type=int, default=4)
@@ -71,20 +75,21 @@ def main(argv=None):
         _, chance = BENCHMARKS[benchmark]
         wide = runs(frame, benchmark)
         key = jax.random.key(i)
-        fit = functools.partial(bs.fit_nuts, key=key, chains=args.chains, warmup=args.warmup, draws=args.draws)
+        fitter = bs.Fitter.of(bs.fit_nuts, chains=args.chains, warmup=args.warmup, draws=args.draws)
         t0 = time.perf_counter()
         fits = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for law in (laws.direct, laws.bnsl):
                 law = law.with_chance(chance)
-                fits[law.name] = fit(law, bs.from_frame(wide, law, x=["C"], y="acc"))
+                fits[law.name] = fitter(law, bs.from_frame(wide, law, x=["C"], y="acc"), key=key)
             for law in (laws.two_stage_linear, laws.two_stage_logistic):
-                fits[law.name] = bs.fit_two_stage(law, wide, x=["C"], proxy="val_loss", y="acc", fit=fit)
+                d1, d2, d = bs.two_stage_data(law, wide, x=["C"], proxy="val_loss", y="acc")
+                fits[law.name] = bs.fit_two_stage(law, d1, d2, data=d, fitter=fitter, key=key)
             table = bs.compare(fits, holdout="C > 6e21", key=jax.random.key(100 + i))
         table.insert(0, "benchmark", benchmark)
-        table["r_hat_max"] = [fits[n].r_hat_max for n in table.law]
-        table["divergences"] = [fits[n].divergences for n in table.law]
+        table["r_hat_max"] = [max(p.diagnostics["r_hat_max"] for p in stages(fits[n])) for n in table.law]
+        table["divergences"] = [sum(p.info.divergences for p in stages(fits[n])) for n in table.law]
         tables.append(table)
         cols = ["law", "elpd_loo", "se_loo", "pareto_k_bad", "elpd_waic", "elpd_lfo", "mre", "coverage",
                 "n_heldout", "rank", "r_hat_max", "divergences"]

@@ -39,13 +39,13 @@ def run_bayescale(data, args):
     post = bs.fit_nuts(laws.chinchilla, data, key=jax.random.key(args.seed), chains=args.chains,
                        warmup=args.warmup, draws=args.draws, likelihood=bs.StudentT(4.0))
     wall = time.perf_counter() - t0
-    return wall, post.draws, post.divergences
+    return wall, {**post.draws, "sigma": post.sigma}, post.info.divergences
 
 
 def check_against_bootstrap(data, draws, args):
     """Posterior medians vs the 90 % pairs-bootstrap band (1,000 resamples x 64 starts)."""
     boot = bs.fit_bootstrap(laws.chinchilla, data, key=jax.random.key(args.seed), resamples=1000, starts=64)
-    print(f"\nposterior medians vs 90 % bootstrap bands ({boot.resamples} resamples, {boot.n_failed} failed):")
+    print(f"\nposterior medians vs 90 % bootstrap bands ({boot.info.resamples} resamples, {boot.info.n_failed} failed):")
     inside = True
     for name in laws.chinchilla.params:
         b = bs.band(boot.draws[name], 0.9)
@@ -81,9 +81,19 @@ def run_pymc(data, args):
     return wall, draws, int(np.asarray(stats["diverging"]).sum())
 
 
-def _report(name, wall, draws, divergences, chains, n):
-    from bayescale.nuts import _convergence
+def _convergence(draws: dict[str, np.ndarray]):
+    """R-hat, bulk and tail ESS per parameter, from ArviZ (the same functions for both samplers)."""
+    import arviz_stats
+    import xarray as xr
 
+    ds = xr.Dataset({n: (("chain", "draw"), v) for n, v in draws.items()})
+    r_hat = arviz_stats.rhat(ds)
+    bulk = arviz_stats.ess(ds, method="bulk")
+    tail = arviz_stats.ess(ds, method="tail")
+    return tuple({n: float(table[n]) for n in draws} for table in (r_hat, bulk, tail))
+
+
+def _report(name, wall, draws, divergences, chains, n):
     r_hat, bulk, tail = _convergence(draws)
     print(f"\n{name}: wall {wall:.1f} s (incl. compile), divergences {divergences} of {chains * n}")
     print(f"  {'param':>6} {'median':>12} {'R-hat':>7} {'ESS bulk':>9} {'ESS tail':>9} {'ESS/s':>8}")

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from bayescale import laws
-from bayescale.calibration import coverage_study
+from bayescale.evaluate import coverage_study
 
 DESIGNS = {
     ("C",): (dict(C=np.logspace(18, 21, 12)), dict(C=np.array([1e22, 1e23]))),

@@ -66,7 +66,7 @@ published = pd.DataFrame(
     {
         "Hoffmann et al. 2022": dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28),
         "Epoch (Besiroglu et al. 2024)": dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672),
-        "bayescale MAP": fit.params,
+        "bayescale MAP": fit.point,
     }
 )
 published
@@ -88,7 +88,7 @@ for name in laws.chinchilla.params:
     b_boot = bs.band(boot.draws[name], 0.9)
     b_post = bs.band(post.draws[name], 0.9)
     rows[name] = {
-        "MAP": fit.params[name],
+        "MAP": fit.point[name],
         "bootstrap 5%": float(b_boot.lo), "bootstrap 95%": float(b_boot.hi),
         "posterior median": float(b_post.median),
         "posterior 5%": float(b_post.lo), "posterior 95%": float(b_post.hi),
@@ -112,7 +112,7 @@ pd.DataFrame({k: {f"{q} {s}": v[q][s] for q in ("N", "tokens_per_param") for s i
 # ## Plot: N*(C) with bands
 
 # %%
-from bayescale.plotting import plot_bands  # noqa: E402
+from bayescale.plot import plot_bands  # noqa: E402
 
 budgets = np.logspace(19, 25, 25)
 curves = {}
@@ -131,8 +131,8 @@ ax.figure.savefig(OUT / "chinchilla_n_star.png", dpi=120, bbox_inches="tight")
 # on those forecasts, plain and with the learned discrepancy (in-sample for tau), and the interval score.
 
 # %%
-from bayescale.backtest import backtest, calibration_report, learn_discrepancy  # noqa: E402
-from bayescale.plotting import plot_reliability  # noqa: E402
+from bayescale.evaluate import backtest, calibration_report, learn_discrepancy  # noqa: E402
+from bayescale.plot import plot_reliability  # noqa: E402
 
 cuts = np.quantile(data.x["D"], np.linspace(0.5, 0.95, 8))
 bt = backtest(laws.chinchilla, data, along="D", origins=cuts)
@@ -150,10 +150,10 @@ headline = {
     "calibration": {"tau": discrepancy.tau, "describe": discrepancy.describe(),
                     "report": report.to_dict(orient="records")},
     "n_runs": data.n,
-    "map": fit.params,
-    "map_objective": fit.objective,
+    "map": fit.point,
+    "map_objective": fit.info.objective,
     "bootstrap_se": boot.std(),
-    "bootstrap_failed": boot.n_failed,
+    "bootstrap_failed": boot.info.n_failed,
     "nuts": {k: post.diagnostics[k] for k in ("r_hat_max", "ess_bulk_min", "divergences", "ok")},
     "posterior_median": {n: float(np.median(post.draws[n])) for n in laws.chinchilla.params},
     "optimum_at_5.88e23": optima,

@@ -29,7 +29,6 @@
 
 # %%
 import dataclasses
-import functools
 import json
 import os
 from pathlib import Path
@@ -39,7 +38,7 @@ import pandas as pd
 
 import bayescale as bs
 from bayescale import laws
-from bayescale.extrapolation import extrapolation_study
+from bayescale.evaluate import Calibration, ExtrapolationStudy, extrapolation_study
 
 SMALL = os.environ.get("BAYESCALE_NOTEBOOK_SCALE", "full") == "small"
 CHAINS, WARMUP, DRAWS = (2, 300, 300) if SMALL else (4, 1000, 1000)
@@ -93,18 +92,18 @@ if SMALL:  # the test-suite scale leaves BNSL (5 parameters, the slowest fits) t
 # different line.
 
 # %%
-LSQ = functools.partial(bs.fit_map, objective=bs.SquaredError())
-HUBER = functools.partial(bs.fit_map, objective=bs.Huber(1e-3))
+LSQ = bs.Fitter.of(bs.fit_map, objective=bs.SquaredError())
+HUBER = bs.Fitter.of(bs.fit_map, objective=bs.Huber(1e-3))
 
 
-def study(variant: str, fit, methods=METHODS) -> "bs.extrapolation.ExtrapolationStudy":
+def study(variant: str, fitter: bs.Fitter, methods=METHODS) -> ExtrapolationStudy:
     frame = task_frame(variant)
     if variant == "acc_norm":  # acc_norm differs only for the multiple-choice tasks
         frame = frame[frame.task.isin(NORM)]
-    if fit is HUBER:  # the second estimator: the subset at the small scale
+    if fitter is HUBER:  # the second estimator: the subset at the small scale
         frame = frame[frame.task.isin(SUBSET)]
     return extrapolation_study(frame, methods, y="score", holdout="C > 6e21", key=jax.random.key(0),
-                               task="task", proxy="val_loss", chance=CHANCE, fit=fit)
+                               task="task", proxy="val_loss", chance=CHANCE, fitter=fitter)
 
 
 studies = {"acc": study("acc", LSQ)}
@@ -129,11 +128,10 @@ averages.round(4)
 # ## The direct law's 90 % predictive bands (NUTS, Student-t): how many held-out runs fall inside
 
 # %%
-nuts = functools.partial(bs.fit_nuts, key=jax.random.key(1), chains=CHAINS, warmup=WARMUP, draws=DRAWS,
-                         progress=not SMALL)
+nuts = bs.Fitter.of(bs.fit_nuts, chains=CHAINS, warmup=WARMUP, draws=DRAWS, progress=not SMALL)
 acc_frame = task_frame("acc")
 bands = extrapolation_study(acc_frame[acc_frame.task.isin(SUBSET)], [laws.direct], y="score", holdout="C > 6e21", key=jax.random.key(2),
-                            task="task", chance=CHANCE, fit=nuts)
+                            task="task", chance=CHANCE, fitter=nuts)
 coverage = bands.runs.groupby("task")["inside"].agg(["sum", "count", "mean"])
 coverage
 
@@ -150,15 +148,15 @@ coverage
 # law's plain band, and the MRE of the mixture's point forecast.
 
 # %%
-from bayescale.backtest import calibration_report  # noqa: E402
-from bayescale.plotting import plot_reliability  # noqa: E402
+from bayescale.evaluate import calibration_report  # noqa: E402
+from bayescale.plot import plot_reliability  # noqa: E402
 
 CAL_FORMS = [laws.direct, laws.direct_ceiling] if SMALL else [laws.direct, laws.direct_ceiling, laws.bnsl]
 cal_frame = acc_frame[acc_frame.task.isin(SUBSET)]
 LEVELS = (0.5, 0.8, 0.9)
 calibrated = {level: extrapolation_study(cal_frame, CAL_FORMS, y="score", holdout="C > 6e21", key=jax.random.key(5),
-                                         task="task", chance=CHANCE, fit=LSQ, interval=level, calibrate="pooled",
-                                         calibration={"level": level})
+                                         task="task", chance=CHANCE, fitter=LSQ, interval=level,
+                                         calibrate=Calibration(pooled=True, level=level))
               for level in LEVELS}
 cal90 = calibrated[0.9]
 print(cal90.selection.round(4).to_string(index=False))
@@ -180,7 +178,7 @@ per_task.round(3)
 # and the reliability plot of the held-out runs (out of sample).
 
 # %%
-from bayescale.backtest import backtest, learn_discrepancy  # noqa: E402
+from bayescale.evaluate import backtest, learn_discrepancy  # noqa: E402
 
 bt_task = SUBSET[0]
 bt_rows = acc_frame[(acc_frame.task == bt_task) & (acc_frame.C <= 6e21)]

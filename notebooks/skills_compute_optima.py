@@ -29,7 +29,6 @@
 # `BAYESCALE_NOTEBOOK_SCALE=small` (the test suite) shortens the chains.
 
 # %%
-import functools
 import json
 import os
 from pathlib import Path
@@ -40,7 +39,7 @@ import pandas as pd
 
 import bayescale as bs
 from bayescale import laws
-from bayescale.skills import isoflop_analysis, isoflop_grid, mix_curve
+from bayescale.derive import isoflop_analysis, isoflop_grid, mix_curve
 
 SMALL = os.environ.get("BAYESCALE_NOTEBOOK_SCALE", "full") == "small"
 CHAINS, WARMUP, DRAWS = (2, 400, 400) if SMALL else (4, 1000, 1000)
@@ -110,10 +109,10 @@ pd.concat(curves, names=["corpus"]).round(3)
 
 # %%
 truth = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
-grid = isoflop_grid(laws.chinchilla, truth, np.geomspace(6e18, 3e21, 5), sizes=7, span=8.0, noise=0.01, seed=0)
-fit = functools.partial(bs.fit_bootstrap, key=jax.random.key(7), resamples=100 if SMALL else 1000, starts=4,
-                        progress=not SMALL)
-iso = isoflop_analysis(grid, fit=fit)
+grid = isoflop_grid(laws.chinchilla, truth, np.geomspace(6e18, 3e21, 5), sizes=7, span=8.0, noise=0.01,
+                    key=jax.random.key(0))
+fitter = bs.Fitter.of(bs.fit_bootstrap, resamples=100 if SMALL else 1000, starts=4, progress=not SMALL)
+iso = isoflop_analysis(grid, fitter=fitter, key=jax.random.key(7))
 check_c = np.array([1e20, 1e22])
 n_draws, n_band = iso.n_star(check_c)
 known = np.asarray(bs.compute_optimal(laws.chinchilla, truth, check_c).N)
@@ -130,7 +129,7 @@ for c, k, lo, med, hi in zip(check_c, known, n_band.lo, n_band.median, n_band.hi
 # ## Plot: N*(C) per skill, one training corpus
 
 # %%
-from bayescale.plotting import plot_bands  # noqa: E402
+from bayescale.plot import plot_bands  # noqa: E402
 
 budgets = np.logspace(19, 24, 21)
 corpus = "rpj"

@@ -88,5 +88,5 @@ def test_an_accuracy_law_is_allocated_to_maximise_accuracy():
     assert alloc.N == pytest.approx(n_grid[np.argmax(acc)], rel=0.01)
     assert float(alloc.loss) == pytest.approx(1 - acc.max(), rel=1e-6)
     # and the compute that reaches a target accuracy is the least on that frontier
-    c = bs.compute_to_reach(law, float(acc.max()), params=p)
+    c = bs.compute_to_reach(law, p, float(acc.max()))
     assert c == pytest.approx(1e21, rel=0.01)

@@ -1,6 +1,5 @@
 """Backtests and calibrated bands: they widen where the law is wrong, and not where it is right."""
 
-import functools
 import json
 
 import jax
@@ -10,11 +9,11 @@ import pytest
 
 import bayescale as bs
 from bayescale import laws
-from bayescale.backtest import backtest, backtest_score, calibration_report, learn_discrepancy
-from bayescale.extrapolation import extrapolation_study
+from bayescale.evaluate import Calibration, backtest, backtest_score, calibration_report, extrapolation_study
+from bayescale.evaluate import learn_discrepancy
 
 C = np.geomspace(3e18, 6e21, 30)
-LSQ = functools.partial(bs.fit_map, objective=bs.SquaredError())
+LSQ = bs.Fitter.of(bs.fit_map, objective=bs.SquaredError())
 
 
 def _direct_runs(seed, curve=0.0, noise=0.03):
@@ -35,7 +34,7 @@ def test_backtest_cut_offs_never_see_their_future():
     last = bt.origins.origin.iloc[-1]
     sub = data.select(data.x["C"] <= last)
     fit = bs.fit_map(law, sub, objective=bs.SquaredError())
-    z_hat = bs.predict_fit_space(law, fit.params, {"C": C[C > last]})
+    z_hat = bs.predict_fit_space(law, fit.point, {"C": C[C > last]})
     z = np.log(-np.log(data.y[C > last]))
     np.testing.assert_allclose(bt.errors[bt.errors.origin == last].error, z - z_hat, atol=1e-7)
 
@@ -70,7 +69,7 @@ def test_discrepancy_widens_only_beyond_the_fitted_range():
     law = laws.direct
     data = bs.from_arrays(law, y=_direct_runs(1), C=C)
     fit = bs.fit_map(law, data)
-    d = bs.backtest.Discrepancy(tau=0.1, along="C")
+    d = bs.Discrepancy(tau=0.1, along="C")
     x = {"C": np.array([1e20, 6e21, 6e22, 6e23])}
     plain = bs.forecast(fit, x, key=jax.random.key(0))
     wide = bs.forecast(fit, x, key=jax.random.key(0), discrepancy=d)
@@ -90,7 +89,8 @@ def test_calibrated_study_selects_the_right_form_and_keeps_synthetic_bands_hones
         parts.append(pd.DataFrame({"C": c, "score": 0.25 + 0.75 * np.exp(-np.exp(z)), "task": f"t{t}"}))
         chance[f"t{t}"] = 0.25
     s = extrapolation_study(pd.concat(parts), [laws.direct, laws.direct_ceiling], y="score", holdout="C > 6e21",
-                            key=jax.random.key(0), task="task", chance=chance, fit=LSQ, calibrate="pooled")
+                            key=jax.random.key(0), task="task", chance=chance, fitter=LSQ,
+                            calibrate=Calibration(pooled=True))
     assert s.chosen == "direct"
     assert set(s.selection.law) == {"direct", "direct_ceiling"} and s.selection.weight.sum() == pytest.approx(1.0)
     cal = s.table[s.table.law == "calibrated"]
@@ -118,7 +118,7 @@ def test_cli_forecast_defaults_to_the_calibrated_band(tmp_path):
 
 
 def test_default_cut_offs_are_thinned_evenly():
-    from bayescale.backtest import _default_origins
+    from bayescale.evaluate.backtest import _default_origins
 
     x = np.geomspace(1e18, 1e22, 100)
     cuts = _default_origins(x, 10, 30)

@@ -1,5 +1,6 @@
 """Bootstrap: reproducibility, devices, honest convergence flags, schemes, draws layout."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -38,22 +39,23 @@ def test_same_key_same_result_any_pool_width(power_data, map_fit):
     again = boot(power_data, map_fit)
     b = boot(power_data, map_fit, lanes=12)  # a narrow pool: many refills
     for name in laws.power_law.params:
-        np.testing.assert_array_equal(a.all_params[name], again.all_params[name])
+        np.testing.assert_array_equal(a.info.all_draws[name], again.info.all_draws[name])
         # other batch shapes change only the floating-point summation order
-        np.testing.assert_allclose(a.all_params[name], b.all_params[name], rtol=1e-8)
+        np.testing.assert_allclose(a.info.all_draws[name], b.info.all_draws[name], rtol=1e-8)
     c = boot(power_data, map_fit, key=jax.random.key(8))
-    assert not np.array_equal(a.all_params["alpha"], c.all_params["alpha"])
+    assert not np.array_equal(a.info.all_draws["alpha"], c.info.all_draws["alpha"])
 
 
 def test_draws_layout_and_bands_serve_prediction(power_data, map_fit):
     r = boot(power_data, map_fit)
-    assert r.n_failed == 0
-    assert r.draws["alpha"].shape == (1, 40)
+    assert r.info.n_failed == 0 and r.ok and r.method == "bootstrap"
+    assert r.draws["alpha"].shape == r.sigma.shape == (1, 40)
+    assert r.point == map_fit.point  # the full-data MAP optimum
     pred = bs.predict(laws.power_law, r.draws, {"C": np.array([1e23, 1e24])})
     assert pred.shape == (1, 40, 2)
     b = bs.band(pred)  # 90 % by default
     assert b.lo.shape == (2,)
-    point = map_fit.predict(C=np.array([1e23, 1e24]))
+    point = bs.predict(laws.power_law, map_fit.point, {"C": np.array([1e23, 1e24])})
     assert np.all(b.lo <= point) and np.all(point <= b.hi)
     assert np.all(bs.band(pred, 0.5).hi <= b.hi)
 
@@ -66,25 +68,25 @@ def test_standard_errors_match_the_noise(power_data, map_fit):
     alphas = []
     for _ in range(40):
         y = (1.7 + 900.0 * c**-0.15) * np.exp(0.003 * rng.standard_normal(c.size))
-        alphas.append(bs.fit_map(laws.power_law, bs.from_arrays(laws.power_law, y=y, C=c)).params["alpha"])
+        alphas.append(bs.fit_map(laws.power_law, bs.from_arrays(laws.power_law, y=y, C=c)).point["alpha"])
     assert r.std()["alpha"] == pytest.approx(np.std(alphas, ddof=1), rel=0.5)
 
 
 def test_non_converged_resamples_are_counted_and_excluded(power_data, map_fit):
-    r = boot(power_data, map_fit, solver=bs.Solver(max_steps=1), race=None)
-    assert r.n_failed == 40
-    assert r.draws["alpha"].shape == (1, 0)
-    assert r.all_params["alpha"].shape == (40,)
+    with pytest.warns(RuntimeWarning, match="40 of 40 resamples did not converge"):
+        r = boot(power_data, map_fit, solver=bs.ParallelLbfgs(max_steps=1), race=None)
+    assert r.info.n_failed == 40 and not r.ok
+    assert r.draws["alpha"].shape == r.sigma.shape == (1, 0)
+    assert r.info.all_draws["alpha"].shape == (40,)
 
 
-def test_impossible_start_is_reported(power_data):
-    bad = bs.MapResult(
-        law=laws.power_law, params={"E": 1.0, "A": float("inf"), "alpha": 0.1}, objective=float("inf"),
-        converged=False, steps=0, grad_norm=float("nan"), n_obs=power_data.n, n_starts=1, n_polished=1,
-        n_agree=0, dropped=0, seconds=0.0,
-    )
-    r = bs.fit_bootstrap(laws.power_law, power_data, key=jax.random.key(0), resamples=5, starts=1, map_fit=bad)
-    assert r.n_failed == 5
+def test_impossible_start_is_reported(power_data, map_fit):
+    info = map_fit.info._replace(point={"E": 1.0, "A": float("inf"), "alpha": 0.1}, objective=float("inf"),
+                                 converged=False, steps=0, grad_norm=float("nan"), n_starts=1, n_polished=1, n_agree=0)
+    bad = dataclasses.replace(map_fit, info=info, problems=("the MAP fit did not converge",))
+    with pytest.warns(RuntimeWarning, match="full-data MAP fit did not converge"):
+        r = bs.fit_bootstrap(laws.power_law, power_data, key=jax.random.key(0), resamples=5, starts=1, map_fit=bad)
+    assert r.info.n_failed == 5 and not r.ok
 
 
 def test_cluster_and_residual_schemes(power_data, map_fit):
@@ -92,7 +94,7 @@ def test_cluster_and_residual_schemes(power_data, map_fit):
     clustered = boot(power_data, map_fit, scheme=bs.Clusters(labels))
     residual = boot(power_data, map_fit, scheme=bs.Residuals())
     for r in (clustered, residual):
-        assert r.n_failed == 0
+        assert r.info.n_failed == 0
         assert 0 < r.std()["alpha"] < 0.05
     with pytest.raises(ValueError, match="one label per row"):
         boot(power_data, map_fit, scheme=bs.Clusters(labels[:-1]))
@@ -107,7 +109,7 @@ def test_mix_optimum_over_bootstrap_draws(power_data):
     r = bs.fit_bootstrap(laws.chinchilla, data, key=jax.random.key(2), resamples=6, starts=4)
     other = dict(r.draws, A=r.draws["A"] * 3)
     mix = bs.mix_compute_optimal([(laws.chinchilla, r.draws, 0.5), (laws.chinchilla, other, 0.5)], [1e21])
-    assert mix.N.shape == (1, 6 - r.n_failed, 1)
+    assert mix.N.shape == (1, 6 - r.info.n_failed, 1)
 
 
 def test_compute_optimal_over_bootstrap_draws():
@@ -118,9 +120,9 @@ def test_compute_optimal_over_bootstrap_draws():
     data = bs.from_arrays(laws.chinchilla, y=loss, N=n, D=d)
     r = bs.fit_bootstrap(laws.chinchilla, data, key=jax.random.key(1), resamples=24, starts=8)
     alloc = bs.compute_optimal(laws.chinchilla, r.draws, np.array([1e21, 1e23]))
-    assert alloc.N.shape == (1, 24 - r.n_failed, 2)
-    assert r.n_failed <= 2
-    point = bs.compute_optimal(laws.chinchilla, r.map.params, np.array([1e21, 1e23])).N
+    assert alloc.N.shape == (1, 24 - r.info.n_failed, 2)
+    assert r.info.n_failed <= 2
+    point = bs.compute_optimal(laws.chinchilla, r.point, np.array([1e21, 1e23])).N
     lo, hi = np.quantile(alloc.N[0], [0.05, 0.95], axis=0)
     assert np.all(lo <= point) and np.all(point <= hi)
 
@@ -133,7 +135,7 @@ SCRIPT = textwrap.dedent(
     y = (1.7 + 900.0 * c**-0.15) * np.exp(0.003 * np.random.default_rng(0).standard_normal(c.size))
     d = bs.from_arrays(bs.laws.power_law, y=y, C=c)
     r = bs.fit_bootstrap(bs.laws.power_law, d, key=jax.random.key(7), resamples=30, starts=4, lanes=int(sys.argv[1]))
-    print(json.dumps({"devices": jax.device_count(), "alpha": r.all_params["alpha"].tolist()}))
+    print(json.dumps({"devices": jax.device_count(), "alpha": r.info.all_draws["alpha"].tolist()}))
     """
 )
 

@@ -7,8 +7,8 @@ import pytest
 
 import bayescale as bs
 from bayescale import laws
-from bayescale.data import DataError
-from bayescale.extrapolation import extrapolation_study
+from bayescale.evaluate import extrapolation_study
+from bayescale.fit import DataError
 
 
 def _frame():
@@ -45,12 +45,10 @@ def test_every_law_on_every_task_and_the_true_law_forecasts_best():
 
 
 def test_bands_from_posterior_draws_cover_the_held_out_runs():
-    import functools
-
     frame, chance = _frame()
-    fit = functools.partial(bs.fit_nuts, key=jax.random.key(1), chains=2, warmup=300, draws=300)
+    fitter = bs.Fitter.of(bs.fit_nuts, chains=2, warmup=300, draws=300)
     study = extrapolation_study(frame, [laws.direct], y="acc", holdout="C > 1e21", key=jax.random.key(0),
-                                task="task", chance=chance, fit=fit)
+                                task="task", chance=chance, fitter=fitter)
     # 18 held-out runs, nominal 90 %: a broken band (MAP-only, or no noise) covers far fewer
     covered = study.runs.inside.mean()
     assert 0.75 <= covered <= 1.0, study.runs

@@ -23,8 +23,8 @@ def test_results_are_float64_without_global_x64():
         "import numpy as np, bayescale as bs\n"
         "c = np.geomspace(1e18, 1e22, 12)\n"
         "fit = bs.fit_map(bs.laws.power_law, bs.from_arrays(bs.laws.power_law, y=1.7 + 900.0 * c**-0.15, C=c))\n"
-        "assert abs(fit.params['alpha'] - 0.15) < 1e-7, fit.params\n"
-        "print(np.asarray(fit.predict(C=c)).dtype)\n"
+        "assert abs(fit.point['alpha'] - 0.15) < 1e-7, fit.point\n"
+        "print(np.asarray(bs.predict(fit.law, fit.point, {'C': c})).dtype)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -8,7 +8,7 @@ import pytest
 from law_table import CASES
 
 import bayescale as bs
-from bayescale.law import ChanceAccuracy
+from bayescale.laws import ChanceAccuracy
 
 IDS = [c.id for c in CASES]
 
@@ -63,13 +63,13 @@ def test_recovers_known_parameters(case):
     law, x, y, z_true = _synthetic(case)
     data = bs.from_arrays(law, y=y, **x)
     fit = bs.fit_map(law, data)
-    assert fit.converged, fit.diagnostics
-    z_fit = bs.predict_fit_space(law, fit.params, x)
+    assert fit.ok, fit.diagnostics
+    z_fit = bs.predict_fit_space(law, fit.point, x)
     # the fitted curve is within a few noise sd of the truth everywhere
     assert np.max(np.abs(z_fit - z_true)) < 4 * case.noise
     if case.rtol is not None:
         for name, true in case.truth.items():
-            assert fit.params[name] == pytest.approx(true, rel=case.rtol), name
+            assert fit.point[name] == pytest.approx(true, rel=case.rtol), name
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.law.stages], ids=[c.id for c in CASES if c.law.stages])
@@ -81,11 +81,12 @@ def test_two_stage_recovers_composition(case):
     loss = bs.predict(stage1, case.truth, x) * np.exp(0.002 * rng.standard_normal(x["C"].shape))
     acc = bs.predict(stage2, case.truth, {"L": loss}) + 0.002 * rng.standard_normal(loss.shape)
     frame = pd.DataFrame({"C": x["C"], "val_loss": loss, "acc": acc})
-    fit = bs.fit_two_stage(law, frame, x=["C"], proxy="val_loss", y="acc")
-    assert fit.converged
-    assert set(fit.params) == set(law.params)
-    np.testing.assert_allclose(fit.predict(C=x["C"]), case.reference(case.truth, x), atol=0.01)
-    assert fit.params["alpha"] == pytest.approx(case.truth["alpha"], rel=0.05)
+    d1, d2, d = bs.two_stage_data(law, frame, x=["C"], proxy="val_loss", y="acc")
+    fit = bs.fit_two_stage(law, d1, d2, data=d)
+    assert fit.ok
+    assert set(fit.point) == set(law.params)
+    np.testing.assert_allclose(bs.predict(law, fit.point, {"C": x["C"]}), case.reference(case.truth, x), atol=0.01)
+    assert fit.point["alpha"] == pytest.approx(case.truth["alpha"], rel=0.05)
 
 
 def test_every_library_law_is_in_the_table():
@@ -122,6 +123,62 @@ def test_custom_law_in_a_few_lines():
     n = np.geomspace(1e7, 1e10, 12)
     y = (8.8e13 / n) ** 0.076
     fit = bs.fit_map(kaplan, bs.from_arrays(kaplan, y=y, N=n))
-    assert fit.converged
-    assert fit.params["alpha"] == pytest.approx(0.076, rel=1e-3)
-    assert fit.params["Nc"] == pytest.approx(8.8e13, rel=1e-2)
+    assert fit.ok
+    assert fit.point["alpha"] == pytest.approx(0.076, rel=1e-3)
+    assert fit.point["Nc"] == pytest.approx(8.8e13, rel=1e-2)
+
+
+# ---------------------------------------------------------------- every law through every fitter
+
+
+def _synthetic_data(case):
+    """(fitted law, its data) for a one-stage case; for a two-stage case a proxy column feeds both stages."""
+    if not case.law.stages:
+        law, x, y, _ = _synthetic(case)
+        return law, bs.from_arrays(law, y=y, **x)
+    stage1, stage2 = case.law.stages
+    x = case.design()
+    rng = np.random.default_rng(2)
+    loss = bs.predict(stage1, case.truth, x) * np.exp(0.002 * rng.standard_normal(x["C"].shape))
+    acc = bs.predict(stage2, case.truth, {"L": loss}) + 0.002 * rng.standard_normal(loss.shape)
+    frame = pd.DataFrame({"C": x["C"], "val_loss": loss, "acc": acc})
+    return case.law, bs.two_stage_data(case.law, frame, x=["C"], proxy="val_loss", y="acc")
+
+
+_FITTERS = {
+    "map": (bs.Fitter.of(bs.fit_map), lambda n: (1, 1)),
+    "bootstrap": (bs.Fitter.of(bs.fit_bootstrap, resamples=8, starts=2), None),  # (1, converged resamples)
+    "nuts": (bs.Fitter.of(bs.fit_nuts, chains=1, warmup=50, draws=50), lambda n: (1, 50)),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_every_law_fits_by_map_bootstrap_and_nuts(case):
+    """Every library law goes through MAP, a tiny bootstrap and a tiny NUTS run and gives a well-formed Fit.
+
+    (Tiny runs: the layout and finiteness are checked here, not the quality of the draws.)
+    """
+    law, data = _synthetic_data(case)
+    for i, (method, (fitter, shape)) in enumerate(_FITTERS.items()):
+        key = jax.random.key(i)
+        if law.stages:
+            d1, d2, d = data
+            fit = bs.fit_two_stage(law, d1, d2, data=d, fitter=fitter, key=key, warn=False)
+            assert [p.method for p in fit.parts] == [method, method]
+            n_obs = d.n
+        else:
+            fit = fitter(law, data, key=key, warn=False)
+            n_obs = data.n
+        assert isinstance(fit, bs.Fit) and fit.method == method and fit.law == law
+        assert fit.n_obs == n_obs
+        assert set(fit.draws) == set(law.params), method
+        expected = shape(n_obs) if shape is not None else (1, fit.sigma.shape[1])
+        assert fit.shape == expected and fit.sigma.shape == expected, (method, fit.shape)
+        if method == "bootstrap":
+            converged = int(np.sum(fit.info.converged)) if not law.stages else fit.shape[1]
+            assert fit.shape == (1, converged) and 0 < converged <= 8, (method, fit.shape)
+        for name, v in fit.draws.items():
+            assert v.shape == expected, (method, name, v.shape)
+            assert np.all(np.isfinite(v)), (method, name)
+        assert np.all(np.isfinite(fit.sigma)) and np.all(fit.sigma > 0), method
+        assert np.all(np.isfinite(list(fit.point.values()))), method

@@ -15,7 +15,8 @@ from numpyro.infer import Predictive
 
 import bayescale as bs
 from bayescale import laws
-from bayescale.model import HuberLikelihood, model, pointwise_log_likelihood
+from bayescale.fit import ComposedInfo
+from bayescale.fit.model import HuberLikelihood, model, pointwise_log_likelihood
 
 # ---------------------------------------------------------------- shared small fits
 
@@ -98,8 +99,8 @@ def test_huber_likelihood_mode_is_the_huber_map():
             p = laws.power_law.unpack(theta)
             return -pointwise_log_likelihood(laws.power_law, HuberLikelihood(k), p, jnp.asarray(sigma), x, y).sum()
 
-        grad = jax.grad(nll)(laws.power_law.pack({n: jnp.asarray(v) for n, v in fit.params.items()}))
-    scale = np.array([fit.params[n] for n in laws.power_law.params])
+        grad = jax.grad(nll)(laws.power_law.pack({n: jnp.asarray(v) for n, v in fit.point.items()}))
+    scale = np.array([fit.point[n] for n in laws.power_law.params])
     assert np.max(np.abs(np.asarray(grad) * scale)) < 1e-4
 
 
@@ -121,8 +122,10 @@ def test_pointwise_log_likelihood_is_on_the_natural_scale():
 
 def test_nuts_recovers_the_truth_and_reports_diagnostics(power_post):
     post = power_post
-    assert post.draws["alpha"].shape == (2, 400)
-    assert post.log_likelihood.shape == (2, 400, 14)
+    assert post.draws["alpha"].shape == post.sigma.shape == (2, 400)
+    assert set(post.draws) == set(laws.power_law.params)  # sigma is separate
+    assert post.log_likelihood().shape == (2, 400, 14)
+    assert post.point == pytest.approx({n: float(np.median(v)) for n, v in post.draws.items()}, rel=1e-12)
     for name, truth in {"E": 1.7, "alpha": 0.15}.items():
         lo, hi = np.quantile(post.draws[name], [0.005, 0.995])
         assert lo < truth < hi, (name, lo, hi)
@@ -139,8 +142,8 @@ def test_two_runs_agree_within_monte_carlo_error(power_post):
         warnings.simplefilter("ignore", RuntimeWarning)
         other = bs.fit_nuts(laws.power_law, _power_data(), key=jax.random.key(7), chains=2, warmup=400, draws=400)
     for name in ("E", "alpha", "sigma"):
-        a, b = power_post.draws[name], other.draws[name]
-        mcse = math.sqrt(np.var(a) / power_post.ess_bulk[name] + np.var(b) / other.ess_bulk[name])
+        a, b = (f.sigma if name == "sigma" else f.draws[name] for f in (power_post, other))
+        mcse = math.sqrt(np.var(a) / power_post.info.ess_bulk[name] + np.var(b) / other.info.ess_bulk[name])
         assert abs(a.mean() - b.mean()) < 4 * mcse, name
 
 
@@ -169,11 +172,14 @@ def test_every_result_converts_through_one_function(power_post):
         warnings.simplefilter("ignore", RuntimeWarning)
         fit = bs.fit_map(laws.power_law, data)
         boot = bs.fit_bootstrap(laws.power_law, data, key=jax.random.key(0), resamples=20, starts=4, map_fit=fit)
-    for result, shape in ((power_post, (2, 400)), (fit, (1, 1)), (boot, (1, int(boot.converged.sum())))):
-        tree = bs.to_datatree(result, data)
+    for result, shape in ((power_post, (2, 400)), (fit, (1, 1)), (boot, (1, int(boot.info.converged.sum())))):
+        tree = bs.to_datatree(result, key=jax.random.key(3))
         assert {"posterior", "log_likelihood", "observed_data", "posterior_predictive"} <= set(tree.children)
         assert tree["posterior"]["alpha"].shape == shape
+        assert tree["posterior"]["sigma"].shape == shape
         assert tree["log_likelihood"]["y"].shape == shape + (data.n,)
+        assert tree["posterior_predictive"]["y"].shape == shape + (data.n,)
+        assert "posterior_predictive" not in bs.to_datatree(result).children  # only with a key
         np.testing.assert_array_equal(tree["observed_data"]["y"].values, data.y)
         assert tree.attrs["law"] == "power_law"
 
@@ -189,10 +195,10 @@ def test_forecast_bands_nest_and_contain_the_estimate(power_post):
 
 def test_compute_to_reach_matches_the_inverse_of_the_law(power_post):
     p = {"E": 1.7, "A": 900.0, "alpha": 0.15}
-    c = bs.compute_to_reach(laws.power_law, 1.95, params=p)
+    c = bs.compute_to_reach(laws.power_law, p, 1.95)
     assert abs(np.log(c) - np.log((900.0 / (1.95 - 1.7)) ** (1 / 0.15))) < 1e-9
-    assert np.isinf(bs.compute_to_reach(laws.power_law, 1.6, params=p))  # below E: never
-    values, b = bs.compute_to_reach(power_post, 1.95)
+    assert np.isinf(bs.compute_to_reach(laws.power_law, p, 1.6))  # below E: never
+    values, b = bs.reach_bands(power_post, 1.95)
     assert values.shape == (2, 400) and b.lo <= b.median <= b.hi
 
 
@@ -201,8 +207,11 @@ def test_optimal_bands_for_a_skill_mix_lie_between_the_skills():
     rng = np.random.default_rng(0)
     draws = {k: v * np.exp(0.01 * rng.normal(size=(1, 50))) for k, v in base.items()}
     code = dict(draws, alpha=draws["alpha"] * 1.2)
-    web = bs.Draws(laws.chinchilla, draws, np.full((1, 50), 0.01), bs.Gaussian(), "test")
-    cod = bs.Draws(laws.chinchilla, code, np.full((1, 50), 0.01), bs.Gaussian(), "test")
+    def fit_of(d):
+        return bs.Fit(law=laws.chinchilla, data=None, draws=d, sigma=np.full((1, 50), 0.01), likelihood=bs.Gaussian(),
+                      method="test", info=ComposedInfo(point=base, methods=("test",)))
+
+    web, cod = fit_of(draws), fit_of(code)
     _, b_web = bs.optimal_bands(web, 1e22)
     _, b_code = bs.optimal_bands(cod, 1e22)
     _, b_mix = bs.optimal_bands(None, 1e22, mix=[(web, 0.5), (cod, 0.5)])
@@ -231,7 +240,7 @@ def test_compare_ranks_the_true_law_above_a_misspecified_one():
 
 
 def test_waic_matches_its_definition(power_post):
-    ll = power_post.log_likelihood.reshape(-1, power_post.n_obs)
+    ll = power_post.log_likelihood().reshape(-1, power_post.n_obs)
     lppd = np.log(np.mean(np.exp(ll), axis=0))
     expect = np.sum(lppd - np.var(ll, axis=0, ddof=1))
     with warnings.catch_warnings():
@@ -250,7 +259,7 @@ def test_credible_intervals_cover_the_truth_on_prior_predictive_data():
     Broken bands fail this either way: a band collapsed on the MAP covers almost
     never, a band far too wide covers every one of the 36 (data set, quantity) pairs.
     """
-    from bayescale.calibration import coverage_study
+    from bayescale.evaluate import coverage_study
 
     study = coverage_study(
         laws.power_law, {"C": np.logspace(18, 21, 12)}, {"C": np.array([1e22, 1e23])},

@@ -165,7 +165,8 @@ def pointwise_log_likelihood(law: Law, likelihood: Likelihood, params, sigma, x,
     z = law.response.to_fit(y)
     jac = log_abs_dz_dy(law, y)
     mu = means(law, params, x)
-    return likelihood.distribution(mu, jnp.asarray(sigma)[..., None]).log_prob(z) + jac
+    scale = jnp.broadcast_to(jnp.asarray(sigma)[..., None], mu.shape)
+    return likelihood.distribution(mu, scale).log_prob(jnp.broadcast_to(z, mu.shape)) + jnp.broadcast_to(jac, mu.shape)
 
 
 def means(law: Law, params, x):

@@ -264,6 +264,8 @@ class Fit:
     def summary(self, interval: float = 0.9):
         """One row per parameter: estimate, sd, central ``interval`` and, where they exist, R-hat and ESS.
 
+        The noise scale ``sigma`` is a row when it was learned (NUTS), not for a plug-in scale.
+
         ``DataFrame.attrs`` holds ``problems``, ``method`` and ``n_obs``.
         """
         import pandas as pd  # the one pandas use of the fit room: a table for people
@@ -271,7 +273,8 @@ class Fit:
         tail = (1.0 - interval) / 2.0
         extra = self.info.per_param()
         rows = []
-        for name, v in self.draws.items():
+        learned = {"sigma": self.sigma} if np.ptp(self.sigma) > 0 else {}  # a learned noise scale is a parameter
+        for name, v in {**self.draws, **learned}.items():
             flat = np.asarray(v, dtype=float).reshape(-1)
             lo, hi = np.quantile(flat, [tail, 1.0 - tail]) if flat.size > 1 else (np.nan, np.nan)
             rows.append({"parameter": name, "estimate": self.point.get(name, float(np.median(flat))),

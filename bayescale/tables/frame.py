@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ import pandas as pd
 from bayescale.fit.data import Data, DataError
 from bayescale.laws import Law
 
-__all__ = ["condition", "derive", "from_arrays", "from_frame", "query", "two_stage_data"]
+__all__ = ["condition", "derive", "from_arrays", "from_frame", "query", "read_csv", "suggest", "two_stage_data"]
 
 _SHOW = 5
 
@@ -31,11 +32,31 @@ def _rows(labels: Sequence) -> str:
     return f"row{'s' if len(labels) > 1 else ''} {shown}{more}"
 
 
-def _missing_column(name: str, frame: pd.DataFrame, role: str) -> DataError:
-    columns = [str(c) for c in frame.columns]
-    lower = {c.lower(): c for c in columns}
+def suggest(name: str, options: Sequence[str], otherwise: str = "") -> str:
+    """`` Did you mean 'a', 'b'?`` for the options closest to ``name`` (case-insensitive), else ``otherwise``."""
+    lower = {str(c).lower(): str(c) for c in options}
     close = [lower[m] for m in difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.5)]
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else otherwise
+
+
+def read_csv(path: str) -> pd.DataFrame:
+    """A CSV table with at least one row; a missing, unreadable or empty file is a :class:`DataError`."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data file {str(path)!r} does not exist")
+    if p.is_dir():
+        raise DataError(f"data path {str(path)!r} is a folder; give a CSV file")
+    try:
+        frame = pd.read_csv(p)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"cannot read {str(path)!r} as CSV: {str(exc).splitlines()[0]}") from None
+    if frame.empty:
+        raise DataError(f"{str(path)!r} has no data rows")
+    return frame
+
+
+def _missing_column(name: str, frame: pd.DataFrame, role: str) -> DataError:
+    hint = suggest(name, [str(c) for c in frame.columns])
     return DataError(
         f"column {name!r} ({role}) is not in the table.{hint} "
         f"Available columns: {', '.join(map(str, frame.columns))}"

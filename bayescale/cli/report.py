@@ -1,0 +1,76 @@
+"""One report for any fit: the printed table, the JSON payload, the outputs written whole or not at all."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from bayescale.convert import atomic_write, save
+from bayescale.fit import Fit
+
+
+def finite(v) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def _cell(v) -> str:
+    return f"{v:12.6g}" if finite(v) is not None else f"{'-':>12}"
+
+
+def print_fit(fit: Fit, interval: float) -> None:
+    """The law, the parameter table (estimate, sd, interval, R-hat and ESS where they exist), the status."""
+    law, table = fit.law, fit.summary(interval)
+    print(f"law {law.name}: {law.formula}")
+    print(f"fit space: {law.response.describe()}   rows used: {fit.n_obs}   method: {fit.method}   "
+          f"noise: {fit.likelihood.describe()}")
+    width = max(len(str(n)) for n in table.index)
+    print(f"  {'param':<{width}}  " + "  ".join(f"{c:>12}" for c in table.columns))
+    for name, row in table.iterrows():
+        print(f"  {name:<{width}}  " + "  ".join(_cell(v) for v in row))
+    scalars = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fit.info.scalars().items()]
+    state = "converged" if fit.ok else "NOT TRUSTED (" + "; ".join(fit.problems) + ")"
+    print(f"{fit.method.upper()} {state}: {', '.join(scalars[:9])}")
+    if fit.n_draws > 1:
+        print(f"lo/hi: central {interval:.0%} {fit.method} interval over {fit.n_draws} draws")
+    if fit.data is not None and fit.data.dropped:
+        print(f"note: {len(fit.data.dropped)} row(s) at or below chance were dropped before fitting", file=sys.stderr)
+
+
+def fit_payload(fit: Fit, interval: float) -> dict:
+    """``{"law", "method", "n_obs", "params": {NAME: {estimate, lo, hi}}, "diagnostics", "stages"}``."""
+    table = fit.summary(interval)
+    lo, hi = table.columns[2], table.columns[3]
+    return {"law": fit.law.name, "method": fit.method, "n_obs": fit.n_obs,
+            "params": {str(n): {"estimate": finite(r["estimate"]), "lo": finite(r[lo]), "hi": finite(r[hi])}
+                       for n, r in table.iterrows()},
+            "diagnostics": scalars(fit.diagnostics) | {"interval": interval},
+            "stages": [scalars(part.diagnostics) for part in fit.parts]}
+
+
+def scalars(d: dict) -> dict:
+    return {k: finite(v) if isinstance(v, float) else v for k, v in d.items() if isinstance(v, (bool, int, float, str))}
+
+
+def write_outputs(args: argparse.Namespace, payload: dict, fit: Fit | None = None, draw=None) -> None:
+    """``--json``, ``--save`` and ``--plot``, each written whole or not at all (``draw()`` returns the axes)."""
+    if getattr(args, "save", None) and fit is not None:
+        save(fit, args.save)
+    if getattr(args, "plot", None) and draw is not None:
+        ax = draw()
+        atomic_write(args.plot, lambda tmp: ax.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    if args.json:
+        def write(tmp: str) -> None:
+            Path(tmp).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+        atomic_write(args.json, write)
+
+
+def finish(args: argparse.Namespace, problems: str) -> int:
+    """Exit 0, or 1 when a fit is flagged (unless ``--allow-warnings``)."""
+    if problems:
+        print(f"bayescale: the fit is not trustworthy: {problems}", file=sys.stderr)
+        return 0 if args.allow_warnings else 1
+    return 0
