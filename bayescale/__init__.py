@@ -16,42 +16,6 @@ float64 internally.
 
 # laws: the declaration
 from bayescale import laws
-from bayescale.laws import (
-    LAWS,
-    Accuracy,
-    ChanceAccuracy,
-    Covariate,
-    Law,
-    Loss,
-    compose,
-    get_law,
-)
-
-# fit: data, the Fit, the fitters
-from bayescale.fit import (
-    Clusters,
-    Data,
-    DataError,
-    Fit,
-    Fitter,
-    Gaussian,
-    Huber,
-    HuberLikelihood,
-    OptaxLbfgs,
-    Pairs,
-    ParallelLbfgs,
-    Race,
-    Residuals,
-    SquaredError,
-    StudentT,
-    fit_bootstrap,
-    fit_map,
-    fit_nuts,
-    fit_two_stage,
-)
-
-# tables: pandas in, Data out
-from bayescale.tables import datasets, from_arrays, from_frame, two_stage_data
 
 # convert: ArviZ and files
 from bayescale.convert import SavedFitError, load, save, to_datatree
@@ -75,6 +39,42 @@ from bayescale.derive import (
 
 # evaluate: out-of-sample checks
 from bayescale.evaluate import compare, leave_future_out, loo, waic
+
+# fit: data, the Fit, the fitters
+from bayescale.fit import (
+    Clusters,
+    Data,
+    DataError,
+    Fit,
+    Fitter,
+    Gaussian,
+    Huber,
+    HuberLikelihood,
+    OptaxLbfgs,
+    Pairs,
+    ParallelLbfgs,
+    Race,
+    Residuals,
+    SquaredError,
+    StudentT,
+    fit_bootstrap,
+    fit_map,
+    fit_nuts,
+    fit_two_stage,
+)
+from bayescale.laws import (
+    LAWS,
+    Accuracy,
+    ChanceAccuracy,
+    Covariate,
+    Law,
+    Loss,
+    compose,
+    get_law,
+)
+
+# tables: pandas in, Data out
+from bayescale.tables import datasets, from_arrays, from_frame, two_stage_data
 
 __version__ = "0.2.0"
 

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
-
 import jax
+import numpy as np
 
 from bayescale.derive import Allocation, Discrepancy, Forecast, forecast, optimal_bands, predict, predict_fit_space
 from bayescale.fit import Data, Fit

@@ -7,7 +7,6 @@ mixed) unless ``--allow-warnings``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,8 @@ def _fit(args) -> int:
     fit = fit_table(args, law, frame, x)
     print_fit(fit, args.interval)
     payload = fit_payload(fit, args.interval) | {"seed": args.seed, "seconds": round(time.perf_counter() - t0, 4)}
-    write_outputs(args, payload, fit, lambda: plot_forecast(fit, interval=args.interval, key=jax.random.key(args.seed + 1)))
+    key = jax.random.key(args.seed + 1)
+    write_outputs(args, payload, fit, lambda: plot_forecast(fit, interval=args.interval, key=key))
     return finish(args, "; ".join(fit.problems))
 
 
@@ -102,8 +102,8 @@ def _optimal(args) -> int:
           f"median [{args.interval:.0%} interval]")
     for r in rows:
         n, t = r["N"], r["tokens_per_param"]
-        print(f"  C={r['compute']:.3g}: N* {n['estimate']:.4g} [{n['lo']:.4g}, {n['hi']:.4g}]  D* {r['D']['estimate']:.4g}"
-              f"  tokens/param {t['estimate']:.3g} [{t['lo']:.3g}, {t['hi']:.3g}]")
+        print(f"  C={r['compute']:.3g}: N* {n['estimate']:.4g} [{n['lo']:.4g}, {n['hi']:.4g}]  "
+              f"D* {r['D']['estimate']:.4g}  tokens/param {t['estimate']:.3g} [{t['lo']:.3g}, {t['hi']:.3g}]")
 
     payload = {"law": law.name, "method": mix[0][0].method, "interval": args.interval, "optima": rows, "mix": parts,
                "diagnostics": {n: scalars(f.diagnostics) for n, f in fits.items()},
@@ -144,6 +144,7 @@ COMMANDS = {"fit": _fit, "forecast": _forecast, "optimal": _optimal, "compare": 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (0, 1 for a flagged fit, 2 for bad input)."""
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

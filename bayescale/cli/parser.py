@@ -61,7 +61,7 @@ def _fit_arguments(cmd: argparse.ArgumentParser, several: bool) -> None:
     add("--chains", type=int, default=4, help="NUTS chains (default 4)")
     add("--warmup", type=int, default=1000, help="NUTS warmup iterations per chain (default 1000)")
     add("--draws", type=int, default=1000, help="NUTS draws per chain (default 1000)")
-    add("--likelihood", default="student-t", choices=list(LIKELIHOODS), help="NUTS observation model (default student-t)")
+    add("--likelihood", default="student-t", choices=list(LIKELIHOODS), help="NUTS noise model (default student-t)")
     add("--interval", type=float, default=0.9, help="central interval for lo/hi (default 0.9)")
     add("--seed", type=int, default=0, help="random seed of the bootstrap and NUTS (MAP is deterministic)")
     add("--quiet", action="store_true", help="no progress lines on stderr")
@@ -70,6 +70,7 @@ def _fit_arguments(cmd: argparse.ArgumentParser, several: bool) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The ``bayescale`` parser: one sub-command each, every fit option on fit/forecast/optimal/compare."""
     top = argparse.ArgumentParser(prog="bayescale", description="Fit scaling laws of language models, with honest "
                                                                 "uncertainty.")
     sub = top.add_subparsers(dest="command", required=True)

@@ -13,11 +13,8 @@ from bayescale.fit import Fit
 
 
 def finite(v) -> float | None:
+    """``v`` as a float, or None when it is not finite (JSON has no NaN)."""
     return float(v) if v is not None and math.isfinite(float(v)) else None
-
-
-def _cell(v) -> str:
-    return f"{v:12.6g}" if finite(v) is not None else f"{'-':>12}"
 
 
 def print_fit(fit: Fit, interval: float) -> None:
@@ -29,7 +26,7 @@ def print_fit(fit: Fit, interval: float) -> None:
     width = max(len(str(n)) for n in table.index)
     print(f"  {'param':<{width}}  " + "  ".join(f"{c:>12}" for c in table.columns))
     for name, row in table.iterrows():
-        print(f"  {name:<{width}}  " + "  ".join(_cell(v) for v in row))
+        print(f"  {name:<{width}}  " + "  ".join(f"{v:12.6g}" if finite(v) is not None else f"{'-':>12}" for v in row))
     scalars = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fit.info.scalars().items()]
     state = "converged" if fit.ok else "NOT TRUSTED (" + "; ".join(fit.problems) + ")"
     print(f"{fit.method.upper()} {state}: {', '.join(scalars[:9])}")
@@ -51,6 +48,7 @@ def fit_payload(fit: Fit, interval: float) -> dict:
 
 
 def scalars(d: dict) -> dict:
+    """The JSON-able scalar entries of ``d``, non-finite floats as None."""
     return {k: finite(v) if isinstance(v, float) else v for k, v in d.items() if isinstance(v, (bool, int, float, str))}
 
 

@@ -129,7 +129,8 @@ def _read(p: Path):
     try:
         tree = xr.open_datatree(p, engine="h5netcdf").load()
     except Exception as exc:  # h5py/xarray raise many types for a foreign file
-        raise SavedFitError(f"cannot read {str(p)!r} as a saved fit (ArviZ NetCDF): {str(exc).splitlines()[0]}") from None
+        why = str(exc).splitlines()[0]
+        raise SavedFitError(f"cannot read {str(p)!r} as a saved fit (ArviZ NetCDF): {why}") from None
     if tree.attrs.get("bayescale_format") != FORMAT:
         raise SavedFitError(f"{str(p)!r} is not a bayescale saved fit (format {tree.attrs.get('bayescale_format')!r}, "
                             f"expected {FORMAT!r}); save fits with bayescale.save or --save")

@@ -177,7 +177,8 @@ def mix_compute_optimal(
     )
 
 
-def compute_optimal(law: Law, params: Mapping[str, object], compute, *, flops_per_token_param: float = 6.0) -> Allocation:
+def compute_optimal(law: Law, params: Mapping[str, object], compute, *,
+                    flops_per_token_param: float = 6.0) -> Allocation:
     """N*(C), D*(C) and tokens per parameter for one fitted law (see :func:`mix_compute_optimal`).
 
     >>> from bayescale import laws, compute_optimal

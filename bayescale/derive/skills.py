@@ -18,11 +18,11 @@ import jax
 import numpy as np
 import pandas as pd
 
-from bayescale.laws import isoflop
 from bayescale.derive.allocation import compute_optimal, mix_compute_optimal, paired
 from bayescale.derive.bands import Band, band
 from bayescale.derive.prediction import predict
 from bayescale.fit import DataError, Fit, Fitter
+from bayescale.laws import isoflop
 from bayescale.tables import from_frame
 
 __all__ = ["IsoflopAnalysis", "isoflop_analysis", "isoflop_grid", "mix_curve"]

@@ -1,5 +1,6 @@
 """Out-of-sample checks, pandas tables out: held-out scores, LOO / WAIC / leave-future-out,
-backtests and calibrated bands, extrapolation studies, simulation-based calibration."""
+backtests and calibrated bands, extrapolation studies, simulation-based calibration.
+"""
 
 from bayescale.evaluate.backtest import Backtest, backtest, backtest_score, calibration_report, learn_discrepancy
 from bayescale.evaluate.calibration import CoverageStudy, coverage_study

@@ -96,7 +96,8 @@ def backtest(
     """
     along = along or next((c.name for c in reversed(law.covariates) if c.log_scale), law.covariate_names[-1])
     if along not in data.x:
-        raise DataError(f"law {law.name!r} has no covariate {along!r} to backtest along; it reads {law.covariate_names}")
+        raise DataError(f"law {law.name!r} has no covariate {along!r} to backtest along; "
+                        f"it reads {law.covariate_names}")
     xa = np.asarray(data.x[along], dtype=float)
     min_runs = min_runs or max(law.n_params + 3, 10)
     cuts = (np.asarray(sorted(origins), dtype=float) if origins is not None
@@ -128,7 +129,8 @@ def backtest(
         for i in np.flatnonzero(~fitted):
             rows.append(dict(origin=float(cut), row=data.rows[i], x=float(xa[i]), y=float(data.y[i]),
                              distance=float(np.log(xa[i] / top)),
-                             error=float(-resid[k][i]), scale=scale, param_sd=float(np.sqrt(np.maximum(param_var[i], 0.0))),
+                             error=float(-resid[k][i]), scale=scale,
+                             param_sd=float(np.sqrt(np.maximum(param_var[i], 0.0))),
                              n_fit=int(fitted.sum()), converged=origin_rows[-1]["converged"]))
     return Backtest(law=law, along=along, errors=pd.DataFrame(rows), origins=pd.DataFrame(origin_rows))
 

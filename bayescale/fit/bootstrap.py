@@ -35,7 +35,7 @@ from bayescale.fit.lbfgs import ParallelLbfgs, Solver
 from bayescale.fit.map import fit_arrays, fit_map, objective_u, screen, starts_for
 from bayescale.fit.objective import Huber, Objective
 from bayescale.fit.precision import float64
-from bayescale.fit.result import BootstrapInfo, Fit, Fitter, plug_in, warn_problems
+from bayescale.fit.result import BootstrapInfo, Fit, Fitter, map_info, plug_in, warn_problems
 from bayescale.laws import Law
 
 __all__ = ["Clusters", "Pairs", "Race", "Residuals", "Scheme", "bootstrap_starts", "fit_bootstrap"]
@@ -197,23 +197,10 @@ def bootstrap_starts(law: Law, data: Data, map_fit: Fit, starts: int, *, objecti
 
 
 @float64
-def fit_bootstrap(
-    law: Law,
-    data: Data,
-    *,
-    key: jax.Array,
-    resamples: int = 1000,
-    starts: int = 64,
-    scheme: Scheme = Pairs(),
-    objective: Objective = Huber(1e-3),
-    solver: Solver = ParallelLbfgs(),
-    lanes: int | None = None,
-    segment: int = 25,
-    race: Race | None = Race(),
-    map_fit: Fit | None = None,
-    progress: bool = False,
-    warn: bool = True,
-) -> Fit:
+def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000, starts: int = 64,
+                  scheme: Scheme = Pairs(), objective: Objective = Huber(1e-3), solver: Solver = ParallelLbfgs(),
+                  lanes: int | None = None, segment: int = 25, race: Race | None = Race(), map_fit: Fit | None = None,
+                  progress: bool = False, warn: bool = True) -> Fit:
     """Refit ``law`` on ``resamples`` bootstrap resamples of ``data``.
 
     Parameters
@@ -236,12 +223,9 @@ def fit_bootstrap(
         :class:`Race` (default): stop a start early once it is clearly behind the
         best start of its resample.  ``None`` runs every start to convergence.
     solver:
-        L-BFGS options (default: the MAP path's, bayescale's parallel-line-search
-        L-BFGS).  Measured on the Chinchilla runs, 20 resamples x 64 starts with
-        racing: 4.7 s, versus 39 s with optax's zoom line search, same estimates to
-        4 digits.  optax with Armijo backtracking (8 halvings) was 3x faster than zoom
-        but left 5-20 of 40 resamples of a weakly identified power law unconverged
-        (0 of 40 with the default).
+        The MAP path's L-BFGS by default (:class:`~bayescale.fit.lbfgs.ParallelLbfgs`);
+        optax's variants are slower under the pool's ``vmap`` and stall more often on
+        weakly identified laws (measured in ``benchmarks/RESULTS.md``).
     map_fit:
         A full-data MAP fit to start from (computed if not given).
     progress:
@@ -284,24 +268,31 @@ def fit_bootstrap(
     best = run(jax.random.split(key, resamples), u_starts, race, progress=progress, t_start=t_start)
     constrained = jax.vmap(law.constrain)(jnp.asarray(best["u"]))
     every = {n: np.asarray(constrained[n]) for n in law.params}
+    fitter = Fitter.of(fit_bootstrap, resamples=resamples, starts=starts, scheme=scheme, objective=objective,
+                       solver=solver, lanes=lanes, segment=segment, race=race, progress=progress)
+    fit = _result(law, data, map_fit, best, every, run, fitter, scheme, starts, seconds=time.perf_counter() - t_start)
+    return warn_problems(fit, warn)
+
+
+def _result(law: Law, data: Data, map_fit: Fit, best: dict, every: dict, run: _Pool, fitter: Fitter,
+            scheme: Scheme, starts: int, *, seconds: float) -> Fit:
+    """The bootstrap's Fit: converged resamples as draws, every resample and the pool's counters in the info."""
     ok = best["converged"]
-    map_info = map_fit.info
-    info = BootstrapInfo(point=map_fit.point, resamples=resamples, starts=starts, n_failed=int(np.sum(~ok)),
-                         converged=ok, objective=best["f"], all_draws=every, map=map_info, scheme=scheme,
-                         compile_seconds=run.compile_seconds, lane_steps=run.lane_steps, pool_calls=run.calls,
-                         pool_lanes=run.lanes, pruned=run.pruned, job_steps=run.job_steps)
-    _, sigma, likelihood = plug_in(map_fit.point, (1, int(ok.sum())), map_info.residual_scale)
+    resamples = len(ok)
+    info = BootstrapInfo(point=map_fit.point, resamples=resamples, starts=starts,
+                         n_failed=int(np.sum(~ok)), converged=ok, objective=best["f"], all_draws=every,
+                         map=map_info(map_fit), scheme=scheme, compile_seconds=run.compile_seconds,
+                         lane_steps=run.lane_steps, pool_calls=run.calls, pool_lanes=run.lanes, pruned=run.pruned,
+                         job_steps=run.job_steps)
+    _, sigma, likelihood = plug_in(map_fit.point, (1, int(ok.sum())), map_info(map_fit).residual_scale)
     problems = []
     if not map_fit.ok:
         problems.append("the full-data MAP fit did not converge")
     if info.n_failed > 0.1 * resamples:
         problems.append(f"{info.n_failed} of {resamples} resamples did not converge")
-    fitter = Fitter.of(fit_bootstrap, resamples=resamples, starts=starts, scheme=scheme, objective=objective,
-                       solver=solver, lanes=lanes, segment=segment, race=race, progress=progress)
-    fit = Fit(law=law, data=data, draws={n: v[ok][None, :] for n, v in every.items()}, sigma=sigma,
-              likelihood=likelihood, method="bootstrap", info=info, problems=tuple(problems), fitter=fitter,
-              seconds=time.perf_counter() - t_start)
-    return warn_problems(fit, warn)
+    return Fit(law=law, data=data, draws={n: v[ok][None, :] for n, v in every.items()}, sigma=sigma,
+               likelihood=likelihood, method="bootstrap", info=info, problems=tuple(problems), fitter=fitter,
+               seconds=seconds)
 
 
 class _Pool:
@@ -382,9 +373,10 @@ class _Pool:
                 if f[lane] < best["f"][r]:
                     best["f"][r], best["u"][r], best["k"][r], best["converged"][r] = f[lane], u[lane], k[lane], ok[lane]
             refill = stopped | ~active
-            if progress and (time.perf_counter() - last_report > 2.0 or next_job == n_jobs and not (active & ~stopped).any()):
+            last_call = next_job == n_jobs and not (active & ~stopped).any()
+            if progress and (time.perf_counter() - last_report > 2.0 or last_call):
                 last_report = time.perf_counter()
-                print(f"bootstrap {self.static['law'].name}: {int((finished == n_starts).sum())}/{n_res} resamples done "
-                      f"({time.perf_counter() - t_start:.1f} s)", file=sys.stderr, flush=True)
+                print(f"bootstrap {self.static['law'].name}: {int((finished == n_starts).sum())}/{n_res} resamples "
+                      f"done ({time.perf_counter() - t_start:.1f} s)", file=sys.stderr, flush=True)
         best["converged"] &= np.isfinite(best["f"])
         return best

@@ -83,7 +83,8 @@ class _Tolerances:
 
     def outcome(self, state) -> Outcome:
         """(u, f, steps, max|grad|, converged) of a lane's state."""
-        ok = state.done & jnp.isfinite(state.value) & (state.grad_max <= self.accept_gtol * (1.0 + jnp.abs(state.value)))
+        small = state.grad_max <= self.accept_gtol * (1.0 + jnp.abs(state.value))
+        ok = state.done & jnp.isfinite(state.value) & small
         return Outcome(state.u, state.value, state.step, state.grad_max, ok)
 
     def run(self, fun: Objective, state, until=None):

@@ -57,15 +57,21 @@ _DEFAULT_SCALE = dist.LogNormal(-3.0, 1.0)
 
 @dataclasses.dataclass(frozen=True)
 class Gaussian:
-    """``z ~ Normal(mu, sigma)``; ``scale`` is the prior on ``sigma`` (fit space)."""
+    """``z ~ Normal(mu, sigma)``; ``scale`` is the prior on ``sigma`` (fit space).
+
+    ``learned=False`` marks the plug-in noise of MAP and bootstrap fits (sigma fixed at the
+    MAP fit's robust residual scale, not sampled).
+    """
 
     scale: dist.Distribution = _DEFAULT_SCALE
+    learned: bool = True
 
     def distribution(self, mu, sigma):
         return dist.Normal(mu, sigma)
 
     def describe(self) -> str:
-        return "Gaussian in fit space, learned scale"
+        how = "learned scale" if self.learned else "plug-in scale (the MAP fit's robust residual scale)"
+        return f"Gaussian in fit space, {how}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +179,8 @@ def means(law: Law, params, x):
     """Fit-space predictions ``lead + (n,)`` of the draws ``params`` (any common leading shape) at ``x``."""
     lead = jnp.shape(next(iter(params.values())))
     flat = {k: jnp.reshape(jnp.asarray(params[k]), (-1,)) for k in law.params}
-    mu = jax.vmap(lambda p: jnp.broadcast_to(law.fn(p, x), jnp.broadcast_shapes(*(jnp.shape(v) for v in x.values()))))(flat)
+    shape = jnp.broadcast_shapes(*(jnp.shape(v) for v in x.values()))
+    mu = jax.vmap(lambda p: jnp.broadcast_to(law.fn(p, x), shape))(flat)
     return mu.reshape(lead + mu.shape[1:])
 
 

@@ -43,14 +43,14 @@ from bayescale.fit.lbfgs import ParallelLbfgs, Solver, minimize
 from bayescale.fit.map import fit_arrays, fit_map
 from bayescale.fit.model import Likelihood, StudentT, model
 from bayescale.fit.precision import float64
-from bayescale.fit.result import Fit, Fitter, NutsInfo, warn_problems
+from bayescale.fit.result import Fit, Fitter, NutsInfo, map_info, warn_problems
 from bayescale.laws import Law
 
 __all__ = ["fit_nuts", "nuts_problems"]
 
 
 def _sigma_start(map_fit: Fit) -> float:
-    scale = map_fit.info.residual_scale
+    scale = map_info(map_fit).residual_scale
     return scale if np.isfinite(scale) and scale > 1e-8 else 1e-2
 
 
@@ -136,22 +136,10 @@ def _chains(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, war
 
 
 @float64
-def fit_nuts(
-    law: Law,
-    data: Data,
-    *,
-    key,
-    likelihood: Likelihood = StudentT(),
-    chains: int = 4,
-    warmup: int = 1000,
-    draws: int = 1000,
-    target_accept: float = 0.95,
-    max_tree_depth: int = 10,
-    map_fit: Fit | None = None,
-    chain_method: str | None = None,
-    progress: bool = False,
-    warn: bool = True,
-) -> Fit:
+def fit_nuts(law: Law, data: Data, *, key: jax.Array, likelihood: Likelihood = StudentT(), chains: int = 4,
+             warmup: int = 1000, draws: int = 1000, target_accept: float = 0.95, max_tree_depth: int = 10,
+             map_fit: Fit | None = None, chain_method: str | None = None, progress: bool = False,
+             warn: bool = True) -> Fit:
     """Sample the posterior of ``law`` on ``data`` by NUTS (float64).
 
     Parameters
@@ -170,9 +158,8 @@ def fit_nuts(
     map_fit:
         A :func:`fit_map` result to start from (fitted here if absent).
     chain_method:
-        ``"vectorized"`` (all chains in one ``vmap`` on one device) or ``"parallel"``
-        (one chain per device); default: parallel when there are at least ``chains``
-        devices.
+        ``"vectorized"`` (one ``vmap`` on one device) or ``"parallel"`` (a chain per
+        device); default: parallel when there are at least ``chains`` devices.
     warn:
         Issue a ``RuntimeWarning`` when the chains have problems.
 
@@ -198,34 +185,21 @@ def fit_nuts(
     if chains < 1 or warmup < 1 or draws < 1:
         raise ValueError(f"chains, warmup and draws must be positive, got {chains}, {warmup}, {draws}")
     map_fit = map_fit if map_fit is not None else fit_map(law, data, warn=False)
-    if chain_method is None:
-        chain_method = "parallel" if jax.local_device_count() >= chains > 1 else "vectorized"
+    method = chain_method or ("parallel" if jax.local_device_count() >= chains > 1 else "vectorized")
     x, z = fit_arrays(law, data)
     _, k_jitter, k_run = jax.random.split(key, 3)
     names = _names(law)
-    u_start = _unconstrained(law, likelihood, dict(map_fit.point, sigma=_sigma_start(map_fit)))
-    mode_u, cov, _ = _laplace(law, likelihood, ParallelLbfgs(max_steps=500), x, z,
-                              jnp.stack([u_start[n] for n in names]))
-    cov = jnp.where(jnp.all(jnp.isfinite(cov)), cov, jnp.diag(jnp.full(mode_u.shape, 1e-4)))
-    chol = jnp.linalg.cholesky(cov)
-    chol = jnp.where(jnp.all(jnp.isfinite(chol)), chol, jnp.diag(jnp.full(mode_u.shape, 1e-2)))
+    mode_u, chol = _whitening(law, likelihood, map_fit, x, z)
     w0 = jax.random.normal(k_jitter, (chains, mode_u.shape[0]))
     w, diverging, num_steps, step_sizes = _chains(
         law, likelihood, jax.random.split(k_run, chains), w0, x, z, mode_u, chol, warmup=warmup, draws=draws,
         target_accept=float(target_accept), max_tree_depth=max_tree_depth,
-        parallel=chain_method == "parallel", progress=bool(progress),
+        parallel=method == "parallel", progress=bool(progress),
     )
     u = mode_u[None, None, :] + jnp.einsum("cdj,ij->cdi", w, chol)
     natural = {n: np.asarray(v) for n, v in _constrain(law, likelihood, _unflat(names, u)).items()}
-    info = NutsInfo(
-        point={n: float(np.median(natural[n])) for n in law.params},
-        mode={n: float(v) for n, v in _constrain(law, likelihood, _unflat(names, mode_u)).items()},
-        map=map_fit.info, chains=chains, warmup=warmup, draws=draws,
-        divergences=int(np.sum(np.asarray(diverging))),
-        tree_depth_hits=int(np.sum(np.asarray(num_steps) >= 2**max_tree_depth - 1)),
-        r_hat={n: rhat(v) for n, v in natural.items()}, ess_bulk={n: ess_bulk(v) for n, v in natural.items()},
-        ess_tail={n: ess_tail(v) for n, v in natural.items()}, step_size=float(jnp.mean(step_sizes)),
-    )
+    info = _info(law, likelihood, map_fit, natural, mode_u, (diverging, num_steps, step_sizes), chains=chains,
+                 warmup=warmup, draws=draws, max_tree_depth=max_tree_depth)
     fitter = Fitter.of(fit_nuts, likelihood=likelihood, chains=chains, warmup=warmup, draws=draws,
                        target_accept=target_accept, max_tree_depth=max_tree_depth, chain_method=chain_method,
                        progress=progress)
@@ -233,6 +207,32 @@ def fit_nuts(
               likelihood=likelihood, method="nuts", info=info, problems=nuts_problems(info), fitter=fitter,
               seconds=time.perf_counter() - t0)
     return warn_problems(fit, warn)
+
+
+def _info(law: Law, likelihood: Likelihood, map_fit: Fit, natural: dict, mode_u, sampler: tuple, *, chains: int,
+          warmup: int, draws: int, max_tree_depth: int) -> NutsInfo:
+    """The chains' diagnostics: R-hat and ESS per site, divergences, tree-depth hits, the mode."""
+    diverging, num_steps, step_sizes = sampler
+    return NutsInfo(
+        point={n: float(np.median(natural[n])) for n in law.params},
+        mode={n: float(v) for n, v in _constrain(law, likelihood, _unflat(_names(law), mode_u)).items()},
+        map=map_info(map_fit), chains=chains, warmup=warmup, draws=draws,
+        divergences=int(np.sum(np.asarray(diverging))),
+        tree_depth_hits=int(np.sum(np.asarray(num_steps) >= 2**max_tree_depth - 1)),
+        r_hat={n: rhat(v) for n, v in natural.items()}, ess_bulk={n: ess_bulk(v) for n, v in natural.items()},
+        ess_tail={n: ess_tail(v) for n, v in natural.items()}, step_size=float(jnp.mean(step_sizes)),
+    )
+
+
+def _whitening(law: Law, likelihood: Likelihood, map_fit: Fit, x, z):
+    """The posterior mode (unconstrained) and the Cholesky factor of its Laplace covariance, from the MAP point."""
+    names = _names(law)
+    u_start = _unconstrained(law, likelihood, dict(map_fit.point, sigma=_sigma_start(map_fit)))
+    mode_u, cov, _ = _laplace(law, likelihood, ParallelLbfgs(max_steps=500), x, z,
+                              jnp.stack([u_start[n] for n in names]))
+    cov = jnp.where(jnp.all(jnp.isfinite(cov)), cov, jnp.diag(jnp.full(mode_u.shape, 1e-4)))
+    chol = jnp.linalg.cholesky(cov)
+    return mode_u, jnp.where(jnp.all(jnp.isfinite(chol)), chol, jnp.diag(jnp.full(mode_u.shape, 1e-2)))
 
 
 def nuts_problems(info: NutsInfo) -> tuple[str, ...]:

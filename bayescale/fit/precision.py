@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
 
 import jax
 
 __all__ = ["float64"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-
-def float64(fn: Callable[P, R]) -> Callable[P, R]:
+def float64[**P, R](fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` with JAX's 64-bit mode on (restored afterwards)."""
 
     @functools.wraps(fn)

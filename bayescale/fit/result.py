@@ -26,13 +26,13 @@ from bayescale.fit.model import Gaussian, Likelihood, pointwise_log_likelihood
 from bayescale.fit.precision import float64
 from bayescale.laws import Law
 
-__all__ = ["BootstrapInfo", "ComposedInfo", "Fit", "Fitter", "MapInfo", "NutsInfo", "combine_stages", "plug_in",
-           "robust_scale", "warn_problems"]
+__all__ = ["BootstrapInfo", "ComposedInfo", "Fit", "Fitter", "MapInfo", "NutsInfo", "combine_stages", "map_info",
+           "plug_in", "robust_scale", "warn_problems"]
 
 Array = Any
 
 
-def _scalars(info: NamedTuple) -> dict[str, object]:
+def _scalars(info: Any) -> dict[str, object]:
     """The bool/int/float/str fields of an info tuple (nested tuples prefixed by their name)."""
     out: dict[str, object] = {}
     for k, v in info._asdict().items():
@@ -222,7 +222,8 @@ class Fit:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return tuple(np.shape(self.sigma))  # type: ignore[return-value]
+        chains, draws = np.shape(self.sigma)
+        return int(chains), int(draws)
 
     @property
     def n_draws(self) -> int:
@@ -313,12 +314,11 @@ def combine_stages(law: Law, first: Fit, second: Fit, data: Data | None) -> Fit:
     n1, n2 = first.n_draws, second.n_draws
     n = max(n1, n2) if min(n1, n2) == 1 else min(n1, n2)
     shape = second.shape if n == n2 else (first.shape if n == n1 else (1, n))
-    draws, sigma = {}, None
-    for stage in (first, second):
-        reps = n if stage.n_draws == 1 else 1
-        for k, v in stage.draws.items():
-            draws[k] = np.repeat(np.asarray(v).reshape(-1), reps)[:n].reshape(shape)
-        sigma = np.repeat(np.asarray(stage.sigma).reshape(-1), reps)[:n].reshape(shape)
+    def cut(v: np.ndarray, stage: Fit) -> np.ndarray:
+        return np.repeat(np.asarray(v).reshape(-1), n if stage.n_draws == 1 else 1)[:n].reshape(shape)
+
+    draws = {k: cut(v, stage) for stage in (first, second) for k, v in stage.draws.items()}
+    sigma = cut(second.sigma, second)
     problems = tuple(f"stage {i}: {p}" for i, s in enumerate((first, second), 1) for p in s.problems)
     point = {**first.point, **second.point}
     methods = (first.method, second.method)
@@ -328,16 +328,20 @@ def combine_stages(law: Law, first: Fit, second: Fit, data: Data | None) -> Fit:
                parts=(first, second), seconds=first.seconds + second.seconds)
 
 
+def _stage_rows(fit: Fit, data: Data) -> list[Data]:
+    """Each stage's own rows that appear (by source row label) in ``data``."""
+    out = []
+    for i, part in enumerate(fit.parts, 1):
+        keep = part.data.rows_in(data.rows) if part.data is not None else np.zeros(0, bool)
+        if part.data is None or not keep.any():
+            raise ValueError(f"stage {i} of {fit.law.name!r} was fitted to its own table (no row of the new data "
+                             "is among its rows); pass parts=(stage1_data, stage2_data)")
+        out.append(part.data.select(keep))
+    return out
+
+
 def _refit_composed(fit: Fit, data: Data, *, key, warn: bool, parts: tuple[Data, ...] | None) -> Fit:
-    if parts is None:
-        parts = []
-        for i, part in enumerate(fit.parts, 1):
-            assert part.data is not None
-            keep = part.data.rows_in(data.rows)
-            if not keep.any():
-                raise ValueError(f"stage {i} of {fit.law.name!r} was fitted to its own table (no row of the new data "
-                                 "is among its rows); pass parts=(stage1_data, stage2_data)")
-            parts.append(part.data.select(keep))
+    parts = tuple(_stage_rows(fit, data)) if parts is None else parts
     keys = jax.random.split(key, len(fit.parts)) if key is not None else [None] * len(fit.parts)
     new = [part.refit(d, key=k, warn=warn) for part, d, k in zip(fit.parts, parts, keys)]
     return combine_stages(fit.law, new[0], new[1], data)
@@ -363,7 +367,14 @@ def robust_scale(r: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(r - np.median(r))))
 
 
+def map_info(fit: Fit) -> MapInfo:
+    """The :class:`MapInfo` of a MAP fit (the start of a bootstrap or NUTS run)."""
+    if not isinstance(fit.info, MapInfo):
+        raise ValueError(f"map_fit must be a fit_map result, got a {fit.method} fit")
+    return fit.info
+
+
 def plug_in(point: Mapping[str, float], shape: tuple[int, int], scale: float):
     """Draws of one point repeated to ``shape``, and the plug-in noise scale there."""
     return ({n: np.full(shape, v) for n, v in point.items()},
-            np.full(shape, scale if math.isfinite(scale) else np.nan), Gaussian())
+            np.full(shape, scale if math.isfinite(scale) else np.nan), Gaussian(learned=False))

@@ -9,7 +9,7 @@ from bayescale.laws.law import Law
 __all__ = ["compose"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compose(stage1: Law, stage2: Law, *, name: str | None = None) -> Law:
     """Compose two laws: ``stage2`` reads the natural prediction of ``stage1``.
 

@@ -76,7 +76,8 @@ class Response(Protocol):
     other response.
     """
 
-    label: str
+    @property
+    def label(self) -> str: ...
 
     @property
     def chance(self) -> float | None: ...
@@ -136,7 +137,7 @@ class ChanceAccuracy:
     Valid observations satisfy ``chance < Q < 1``.
     """
 
-    chance: float = 0.0  # type: ignore[assignment]
+    chance: float = 0.0
     label: str = "accuracy"
 
     @property
@@ -327,7 +328,7 @@ class Law:
             )
         if not 0.0 <= chance < 1.0:
             raise ValueError(f"chance level must lie in [0, 1), got {chance}")
-        return dataclasses.replace(self, response=dataclasses.replace(self.response, chance=float(chance)))
+        return dataclasses.replace(self, response=ChanceAccuracy(float(chance), label=self.response.label))
 
     def with_priors(self, **priors: Distribution) -> Law:
         """The same law with some priors replaced (by parameter name)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
