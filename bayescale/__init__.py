@@ -14,33 +14,10 @@ import matplotlib (``bayescale.plot`` does, when imported).  Every entry point r
 float64 internally.
 """
 
-# laws: the declaration
+import importlib
+from typing import TYPE_CHECKING
+
 from bayescale import laws
-
-# convert: ArviZ and files
-from bayescale.convert import SavedFitError, load, save, to_datatree
-
-# derive: functions of a fit's draws
-from bayescale.derive import (
-    Allocation,
-    Band,
-    Discrepancy,
-    Forecast,
-    band,
-    compute_optimal,
-    compute_to_reach,
-    forecast,
-    mix_compute_optimal,
-    optimal_bands,
-    predict,
-    predict_fit_space,
-    reach_bands,
-)
-
-# evaluate: out-of-sample checks
-from bayescale.evaluate import compare, leave_future_out, loo, waic
-
-# fit: data, the Fit, the fitters
 from bayescale.fit import (
     Clusters,
     Data,
@@ -62,19 +39,54 @@ from bayescale.fit import (
     fit_nuts,
     fit_two_stage,
 )
-from bayescale.laws import (
-    LAWS,
-    Accuracy,
-    ChanceAccuracy,
-    Covariate,
-    Law,
-    Loss,
-    compose,
-    get_law,
-)
+from bayescale.laws import LAWS, Accuracy, ChanceAccuracy, Covariate, Law, Loss, compose, get_law
 
-# tables: pandas in, Data out
-from bayescale.tables import datasets, from_arrays, from_frame, two_stage_data
+if TYPE_CHECKING:
+    from bayescale.convert import SavedFitError, load, save, to_datatree
+    from bayescale.derive import (
+        Allocation,
+        Band,
+        Discrepancy,
+        Forecast,
+        band,
+        compute_optimal,
+        compute_to_reach,
+        forecast,
+        mix_compute_optimal,
+        optimal_bands,
+        predict,
+        predict_fit_space,
+        reach_bands,
+    )
+    from bayescale.evaluate import compare, leave_future_out, loo, waic
+    from bayescale.tables import datasets, from_arrays, from_frame, two_stage_data
+
+# laws and fit are imported eagerly; tables, convert, derive and evaluate on first use, so that
+# ``import bayescale.laws, bayescale.fit`` (which runs this file first) leaves pandas, arviz and
+# xarray unloaded.
+_LAZY = {
+    "bayescale.tables": ("datasets", "from_arrays", "from_frame", "two_stage_data"),
+    "bayescale.convert": ("SavedFitError", "load", "save", "to_datatree"),
+    "bayescale.derive": ("Allocation", "Band", "Discrepancy", "Forecast", "band", "compute_optimal",
+                         "compute_to_reach", "forecast", "mix_compute_optimal", "optimal_bands", "predict",
+                         "predict_fit_space", "reach_bands"),
+    "bayescale.evaluate": ("compare", "leave_future_out", "loo", "waic"),
+}
+_ROOM_OF = {name: room for room, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    room = _ROOM_OF.get(name)
+    if room is None:
+        raise AttributeError(f"module 'bayescale' has no attribute {name!r}")
+    value = getattr(importlib.import_module(room), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.2.0"
 

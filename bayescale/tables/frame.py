@@ -285,11 +285,15 @@ def two_stage_data(
 
     Stage 1 (covariates ``x`` -> ``proxy``) and the composed law (``x`` -> ``y``) read
     ``frame``; stage 2 (``proxy`` -> ``y``) reads ``stage2`` when given (e.g. every
-    checkpoint of a ladder) and ``frame`` otherwise.  ``where`` filters both tables.
+    checkpoint of a ladder) and ``frame`` otherwise.  ``where`` filters both tables.  Rows of a
+    separate stage-2 table are labelled ``"stage2:<label>"``, so a refit on a subset of the
+    stage-1 runs (:meth:`bayescale.fit.Fit.refit`) asks for the stage-2 rows explicitly.
     """
     if len(law.stages) != 2:
         raise DataError(f"law {law.name!r} is not a two-stage law (build one with bayescale.laws.compose)")
     first, second = law.stages
     d1 = from_frame(frame, first, x=x, y=proxy, where=where)
     d2 = from_frame(frame if stage2 is None else stage2, second, x=[proxy], y=y, where=where)
+    if stage2 is not None:  # its rows are another table's: labels that can never match the stage-1 rows
+        d2 = dataclasses.replace(d2, rows=np.array([f"stage2:{r}" for r in d2.rows], dtype=object))
     return d1, d2, from_frame(frame, law, x=x, y=y, where=where)
