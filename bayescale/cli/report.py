@@ -37,14 +37,13 @@ def print_fit(fit: Fit, interval: float) -> None:
 
 
 def fit_payload(fit: Fit, interval: float) -> dict:
-    """``{"law", "method", "n_obs", "params": {NAME: {estimate, lo, hi}}, "diagnostics", "stages"}``."""
+    """``{"law", "method", "n_obs", "params": {NAME: {estimate, lo, hi}}, "diagnostics"}``."""
     table = fit.summary(interval)
     lo, hi = table.columns[2], table.columns[3]
     return {"law": fit.law.name, "method": fit.method, "n_obs": fit.n_obs,
             "params": {str(n): {"estimate": finite(r["estimate"]), "lo": finite(r[lo]), "hi": finite(r[hi])}
                        for n, r in table.iterrows()},
-            "diagnostics": scalars(fit.diagnostics) | {"interval": interval},
-            "stages": [scalars(part.diagnostics) for part in fit.parts]}
+            "diagnostics": scalars(fit.diagnostics) | {"interval": interval}}
 
 
 def scalars(d: dict) -> dict:

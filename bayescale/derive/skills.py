@@ -21,7 +21,7 @@ import pandas as pd
 from bayescale.derive.allocation import compute_optimal, mix_compute_optimal, paired
 from bayescale.derive.bands import Band, band
 from bayescale.derive.prediction import predict
-from bayescale.fit import DataError, Fit, Fitter
+from bayescale.fit import DataError, Fit, Fitter, float64
 from bayescale.laws import isoflop
 from bayescale.tables import from_frame
 
@@ -124,6 +124,7 @@ def isoflop_analysis(
                            curves=curves)
 
 
+@float64
 def isoflop_grid(law, params, budgets, *, key: jax.Array, sizes: int = 7, span: float = 8.0,
                  noise: float = 0.01) -> pd.DataFrame:
     """A synthetic IsoFLOP grid from a known law of N and D: ``C, N, loss`` per run.

@@ -122,16 +122,26 @@ class NutsInfo(NamedTuple):
 
 
 class ComposedInfo(NamedTuple):
-    """A composed (two-stage) fit: the point of both stages; the stages are ``Fit.parts``."""
+    """A composed (two-stage) fit: the point of both stages and their infos (the stage fits are ``Fit.parts``)."""
 
     point: Mapping[str, float]
     methods: tuple[str, ...]
+    stages: tuple[Any, ...] = ()
 
     def scalars(self) -> dict[str, object]:
-        return {"methods": "+".join(self.methods)}
+        """The stages' diagnostics, prefixed ``stage1_``, ``stage2_``."""
+        out: dict[str, object] = {"methods": "+".join(self.methods)}
+        for i, info in enumerate(self.stages, 1):
+            out.update({f"stage{i}_{k}": v for k, v in info.scalars().items()})
+        return out
 
     def per_param(self) -> dict[str, Mapping[str, float]]:
-        return {}
+        """Per-parameter diagnostics of both stages (a stage-2 name wins a clash, e.g. ``sigma``)."""
+        out: dict[str, Mapping[str, float]] = {}
+        for info in self.stages:
+            for k, d in info.per_param().items():
+                out[k] = {**out.get(k, {}), **d}
+        return out
 
 
 Info = MapInfo | BootstrapInfo | NutsInfo | ComposedInfo
@@ -324,7 +334,8 @@ def combine_stages(law: Law, first: Fit, second: Fit, data: Data | None) -> Fit:
     methods = (first.method, second.method)
     return Fit(law=law, data=data, draws=draws, sigma=sigma, likelihood=second.likelihood,
                method=methods[0] if methods[0] == methods[1] else "+".join(methods),
-               info=ComposedInfo(point=point, methods=methods), problems=problems, fitter=None,
+               info=ComposedInfo(point=point, methods=methods, stages=(first.info, second.info)), problems=problems,
+               fitter=None,
                parts=(first, second), seconds=first.seconds + second.seconds)
 
 
