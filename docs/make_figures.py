@@ -114,7 +114,7 @@ def main() -> None:
     _save(ax.figure, out, "forecast_direct_calibrated")
 
     frame = []
-    for bench, q in benchmarks.items():
+    for bench in benchmarks:
         rows = raw[(raw.benchmark == bench) & (raw.metric_type == metric.get(bench, "acc")) & (raw.tpr == 20)
                    & (raw.C >= 3e18)]
         frame.append(rows[["C", "score"]].assign(task=bench))

@@ -65,7 +65,7 @@ loss = (raw[(raw.benchmark == "dclm") & (raw.metric_type == "cross_entropy_loss"
 
 def task_frame(variant: str, tpr=(20,)) -> pd.DataFrame:
     parts = []
-    for bench, (metric, chance) in BENCHMARKS.items():
+    for bench, (metric, _chance) in BENCHMARKS.items():
         if variant == "acc_norm" and bench in NORM:
             metric = "acc_norm"
         rows = raw[(raw.benchmark == bench) & (raw.metric_type == metric) & raw.tpr.isin(tpr) & (raw.C >= 3e18)]

@@ -5,6 +5,7 @@ the CLI tests run it in a subprocess with JAX's defaults to prove that.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import jax
@@ -12,6 +13,12 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# One persistent XLA compilation cache for this test session, shared with the CLI subprocesses: the
+# same programs (a law's MAP, bootstrap pool, NUTS chains) are compiled once per session, not once per
+# process. Tracing still happens in every process, so the "compiles once" tests count the same traces.
+_CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="bayescale-xla-"))
+jax.config.update("jax_compilation_cache_dir", _CACHE)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BAYESCALE_SHARED_DATA", REPO.parent / "shared" / "data"))

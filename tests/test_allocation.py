@@ -59,7 +59,7 @@ def test_mix_lies_between_its_components():
 
 
 def test_needs_a_law_of_n_and_d():
-    with pytest.raises(ValueError, match="law of N and D"):
+    with pytest.raises(ValueError, match="needs a law of model size and tokens"):
         bs.compute_optimal(laws.power_law, dict(E=1.0, A=1.0, alpha=0.1), 1e21)
 
 

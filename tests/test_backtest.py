@@ -9,8 +9,14 @@ import pytest
 
 import bayescale as bs
 from bayescale import laws
-from bayescale.evaluate import Calibration, backtest, backtest_score, calibration_report, extrapolation_study
-from bayescale.evaluate import learn_discrepancy
+from bayescale.evaluate import (
+    Calibration,
+    backtest,
+    backtest_score,
+    calibration_report,
+    extrapolation_study,
+    learn_discrepancy,
+)
 
 C = np.geomspace(3e18, 6e21, 30)
 LSQ = bs.Fitter.of(bs.fit_map, objective=bs.SquaredError())

@@ -80,7 +80,7 @@ def test_pass_at_k_below_one():
 def test_accuracy_outside_unit_interval(value):
     frame = pd.DataFrame({"C": np.geomspace(1e18, 1e22, 8), "acc": np.linspace(0.3, 0.7, 8)})
     frame.loc[5, "acc"] = value
-    with pytest.raises(bs.DataError, match=r"column 'acc' is an accuracy and must lie in \[0, 1\].*row 5\b"):
+    with pytest.raises(bs.DataError, match=r"column 'acc' \(accuracy\) must lie in \[0, 1\].*row 5\b"):
         bs.from_frame(frame, laws.direct.with_chance(0.25), x=["C"], y="acc")
 
 

@@ -178,9 +178,11 @@ def test_stage_two_on_its_own_larger_table():
     final = _two_stage_frame()
     rng = np.random.default_rng(5)
     loss = np.linspace(2.0, 3.6, 40)
+    # labelled 0..39 like the final runs' 0..14: the labels must not be taken for the same runs
     checkpoints = pd.DataFrame({"val_loss": loss, "acc": 1.2 - 0.3 * loss + 0.002 * rng.standard_normal(40)})
     d1, d2, d = bs.two_stage_data(law, final, x=["C"], proxy="val_loss", y="acc", stage2=checkpoints)
     assert (d1.n, d2.n, d.n) == (15, 40, 15)
+    assert not d2.rows_in(d1.rows).any()
     fit = bs.fit_two_stage(law, d1, d2, data=d)
     assert fit.ok and fit.parts[1].n_obs == 40 and fit.n_obs == 15
     assert fit.point["a"] == pytest.approx(1.2, abs=0.02) and fit.point["b"] == pytest.approx(-0.3, abs=0.01)
@@ -211,7 +213,7 @@ def test_a_stage_one_law_of_n_and_d():
 
 def test_a_stage_one_law_with_a_constant():
     law = bs.laws.compose(bs.laws.power_law, bs.laws.stage2_linear)
-    truth = dict(E=1.7, A=1000.0, alpha=0.15, a=1.2, b=-0.3)
+    truth = dict(E=1.7, A=1000.0, alpha=0.15, a=1.0, b=-0.2)
     frame = _two_stage_frame(law, truth=truth)
     d1, d2, d = bs.two_stage_data(law, frame, x=["C"], proxy="val_loss", y="acc")
     fit = bs.fit_two_stage(law, d1, d2, data=d)

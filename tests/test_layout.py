@@ -18,8 +18,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "bayescale"
 ROOMS = ("laws", "fit", "tables", "convert", "derive", "evaluate", "plot", "demo", "cli")
 HEAVY = ("pandas", "arviz", "arviz_base", "arviz_stats", "xarray", "matplotlib")

@@ -157,7 +157,7 @@ def test_same_key_same_draws():
 
 
 def test_too_short_a_run_is_flagged_not_hidden():
-    with pytest.warns(RuntimeWarning, match="NUTS fit of 'power_law'"):
+    with pytest.warns(RuntimeWarning, match="nuts fit of 'power_law'"):
         post = bs.fit_nuts(laws.power_law, _power_data(), key=jax.random.key(0), chains=2, warmup=5, draws=20)
     assert not post.ok
     assert post.problems

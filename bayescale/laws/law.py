@@ -167,7 +167,7 @@ class ChanceAccuracy:
                      f"at or below chance (Q_rand = {self.chance:g}) or at 1, which log(-log Q') cannot represent")
 
 
-_UNIT = "is an accuracy and must lie in [0, 1] (percentages? divide by 100)"
+_UNIT = "must lie in [0, 1] (percentages? divide by 100)"
 
 
 def _outside_unit(y: np.ndarray) -> np.ndarray:

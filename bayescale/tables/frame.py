@@ -219,7 +219,7 @@ def from_frame(
     >>> import bayescale as bs
     >>> runs = bs.datasets.gadre_long().query("train_dataset == 'rpj' and val_set == 'c4_val'")
     >>> bs.from_frame(runs, bs.laws.chinchilla, x=["N", "D"], y="loss")
-    Data(34 rows: N, D -> loss)
+    Data(35 rows: N, D -> loss)
     """
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
