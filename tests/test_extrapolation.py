@@ -11,10 +11,10 @@ from bayescale.evaluate import extrapolation_study
 from bayescale.fit import DataError
 
 
-def _frame():
+def _frame(runs: int = 28):
     """Two tasks that follow the direct law exactly (noise in its fit space), with a loss proxy."""
     rng = np.random.default_rng(0)
-    C = np.logspace(18, 22.5, 28)
+    C = np.logspace(18, 22.5, runs)
     parts = []
     for task, (a, alpha, chance) in {"mc": (60.0, 0.09, 0.25), "gen": (400.0, 0.12, 0.0)}.items():
         z = np.log(a) - alpha * np.log(C) + 0.02 * rng.normal(size=C.size)
@@ -45,18 +45,11 @@ def test_every_law_on_every_task_and_the_true_law_forecasts_best():
 
 
 def test_bands_from_posterior_draws_cover_the_held_out_runs():
-    frame, chance = _frame()
-
-    def nuts(law, data, *, key, warn=True):
-        # every fit drawn from key(1), as before the Fit refactor: this 18-run coverage check sits
-        # near its bound (13-15 of 18 inside, depending on the seed), so its seeds are kept
-        del key
-        return bs.fit_nuts(law, data, key=jax.random.key(1), chains=2, warmup=300, draws=300, warn=warn)
-
-    fitter = bs.Fitter.of(nuts)
+    frame, chance = _frame(runs=56)
+    fitter = bs.Fitter.of(bs.fit_nuts, chains=2, warmup=300, draws=300)
     study = extrapolation_study(frame, [laws.direct], y="acc", holdout="C > 1e21", key=jax.random.key(0),
                                 task="task", chance=chance, fitter=fitter)
-    # 18 held-out runs, nominal 90 %: a broken band (MAP-only, or no noise) covers far fewer
+    # 36 held-out runs, nominal 90 %: a broken band (MAP-only, or no noise) covers far fewer
     covered = study.runs.inside.mean()
     assert 0.75 <= covered <= 1.0, study.runs
 
