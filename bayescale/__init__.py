@@ -17,7 +17,17 @@ float64 internally.
 import importlib
 from typing import TYPE_CHECKING
 
-from bayescale import laws
+from bayescale import errors, laws
+from bayescale.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    BayescaleError,
+    ExpressionError,
+    Interrupted,
+    MemoryBudgetError,
+    NotIdentifiedError,
+    OutputError,
+)
 from bayescale.fit import (
     Clusters,
     Data,
@@ -97,19 +107,27 @@ __all__ = [
     "Band",
     "ChanceAccuracy",
     "Clusters",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "BayescaleError",
     "Covariate",
     "Data",
     "DataError",
     "Discrepancy",
+    "ExpressionError",
     "Fit",
     "Fitter",
     "Forecast",
     "Gaussian",
     "Huber",
+    "Interrupted",
     "HuberLikelihood",
     "Law",
     "Loss",
+    "MemoryBudgetError",
+    "NotIdentifiedError",
     "OptaxLbfgs",
+    "OutputError",
     "Pairs",
     "ParallelLbfgs",
     "Race",
@@ -123,6 +141,7 @@ __all__ = [
     "compute_optimal",
     "compute_to_reach",
     "datasets",
+    "errors",
     "fit_bootstrap",
     "fit_map",
     "fit_nuts",

@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bayescale"
-ROOMS = ("laws", "fit", "tables", "convert", "derive", "evaluate", "plot", "demo", "cli")
+ROOMS = ("errors", "laws", "fit", "tables", "convert", "derive", "evaluate", "plot", "demo", "cli")
 HEAVY = ("pandas", "arviz", "arviz_base", "arviz_stats", "xarray", "matplotlib")
 MAX_LINES = 80
 

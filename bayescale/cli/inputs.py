@@ -15,13 +15,14 @@ import pandas as pd
 
 import bayescale.fit as bf
 from bayescale.convert import SavedFitError, load
+from bayescale.errors import ArgumentError
 from bayescale.laws import Law, compose, get_law
 from bayescale.tables import derive, from_frame, read_csv, suggest, two_stage_data
 
 LIKELIHOODS = {"student-t": bf.StudentT, "gaussian": bf.Gaussian, "huber": bf.HuberLikelihood}
 
 
-class InputError(Exception):
+class InputError(ArgumentError):
     """Bad input at the command line: reported as one line, exit code 2."""
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from bayescale.convert.datatree import to_datatree
 from bayescale.convert.files import atomic_write
+from bayescale.errors import SavedFitError
 from bayescale.fit import Data, Fit, Gaussian, HuberLikelihood, StudentT, float64
 from bayescale.laws import Law, get_law
 
@@ -38,10 +39,6 @@ FORMAT = "bayescale-fit/1"
 _PROBE_DRAWS = 3
 _PROBE_RTOL = 1e-9
 _LIKELIHOODS = {"Gaussian": Gaussian, "StudentT": StudentT, "HuberLikelihood": HuberLikelihood}
-
-
-class SavedFitError(ValueError):
-    """A saved fit that cannot be used: unreadable, not a bayescale fit, or its law changed."""
 
 
 class SavedInfo(NamedTuple):

@@ -11,11 +11,10 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from bayescale.errors import DataError
+
 __all__ = ["Data", "DataError"]
 
-
-class DataError(ValueError):
-    """Input data that cannot be fitted; the message names the column/rows and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
