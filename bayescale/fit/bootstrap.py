@@ -30,9 +30,21 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from bayescale.errors import ArgumentError, expect, interruptible
+from bayescale.fit.budget import budget, chunk, require
 from bayescale.fit.data import Data
-from bayescale.fit.lbfgs import ParallelLbfgs, Solver
-from bayescale.fit.map import fit_arrays, fit_map, objective_u, screen, starts_for
+from bayescale.fit.lbfgs import OptaxLbfgs, ParallelLbfgs, Solver
+from bayescale.fit.map import (
+    POLISH_FLOATS_PER_ROW,
+    check_fit_inputs,
+    check_key,
+    fit_arrays,
+    fit_map,
+    objective_u,
+    positive_int,
+    screen_starts,
+    starts_for,
+)
 from bayescale.fit.objective import Huber, Objective
 from bayescale.fit.precision import float64
 from bayescale.fit.result import BootstrapInfo, Fit, Fitter, map_info, plug_in, warn_problems
@@ -64,7 +76,7 @@ class Clusters:
     def cluster_labels(self, n: int) -> np.ndarray:
         labels = np.asarray(self.labels)
         if labels.shape != (n,):
-            raise ValueError(f"Clusters needs one label per row: {n} rows, {labels.shape[0]} labels")
+            raise ArgumentError(f"Clusters needs one label per row: {n} rows, {np.shape(labels)} labels")
         return labels
 
 
@@ -189,7 +201,7 @@ def bootstrap_starts(law: Law, data: Data, map_fit: Fit, starts: int, *, objecti
     x, z = fit_arrays(law, data)
     u_map = law.unconstrain(law.pack({k: jnp.asarray(v) for k, v in map_fit.point.items()}))
     grid = law.unconstrain(jnp.asarray(starts_for(law, data)))
-    order = np.argsort(np.asarray(screen(law, objective, grid, x, z, jnp.ones_like(z))), kind="stable")
+    order = np.argsort(screen_starts(law, objective, grid, x, z, jnp.ones_like(z)), kind="stable")
     u_starts = np.asarray(jnp.concatenate([u_map[None, :], grid[order[: starts - 1]]], axis=0))
     if u_starts.shape[0] < starts:
         u_starts = np.concatenate([u_starts, np.repeat(u_starts[:1], starts - u_starts.shape[0], 0)])
@@ -216,7 +228,8 @@ def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000
         :class:`Pairs` (default), :class:`Clusters` or :class:`Residuals`.
     lanes:
         Width B of the lane pool (default: about a million lane × observation
-        elements, rounded up to the device count): memory is bounded by B, not R.
+        elements, rounded up to the device count), capped by the memory budget
+        (:mod:`bayescale.fit.budget`): memory is bounded by B, not R.
     segment:
         L-BFGS steps per pool call between refills.
     race:
@@ -233,6 +246,10 @@ def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000
     warn:
         Issue a ``RuntimeWarning`` when the fit has problems (the full-data MAP fit did
         not converge, or more than 10 % of the resamples did not).
+
+    Ctrl-C ends the pool between two calls with :class:`~bayescale.errors.Interrupted`
+    (``interrupted after 120 of 1,000 resamples``); ``resamples`` whose results would not fit
+    in the memory budget are refused before anything is allocated.
 
     Returns
     -------
@@ -251,27 +268,58 @@ def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000
     >>> boot.draws["alpha"].shape, boot.info.n_failed
     ((1, 50), 0)
     """
-    if resamples < 1 or starts < 1:
-        raise ValueError("resamples and starts must be at least 1")
     t_start = time.perf_counter()
+    _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, race, solver, map_fit)
+    n_params = law.n_params
+    # host and device bytes per resample: its key, best point and value, every draw, the converged draws
+    per_resample = 8.0 * (4 * n_params + 8)
+    require(resamples * per_resample, f"{resamples:,} bootstrap resamples of {n_params} parameters",
+            f"at most {int(budget() // per_resample):,} fit: use fewer --resamples")
     if map_fit is None:
         map_fit = fit_map(law, data, objective=objective, keep=max(starts, 64), warn=False)
     ids, n_clusters = _cluster_ids(scheme, data.n)
     mesh = _mesh()
-    width = min(lanes or max(starts, (1 << 20) // max(data.n, 1)), resamples * starts)
-    width = -(-width // mesh.devices.size) * mesh.devices.size
+    width = _pool_width(data.n, resamples * starts, lanes, starts, mesh.devices.size,
+                        fixed=(len(data.x) + 6) * data.n * 8.0 + resamples * per_resample)
     x, z = fit_arrays(law, data)
     u_starts = bootstrap_starts(law, data, map_fit, starts, objective=objective)
     z_hat = law.fn(law.constrain(jnp.asarray(u_starts[0])), x)
     run = _Pool(law, objective, solver, segment, scheme.residual, n_clusters, width, mesh,
                 x, z, jnp.asarray(ids), z_hat, z - z_hat)
-    best = run(jax.random.split(key, resamples), u_starts, race, progress=progress, t_start=t_start)
+    with interruptible(resamples, "resamples") as tally:
+        best = run(jax.random.split(key, resamples), u_starts, race, progress=progress, t_start=t_start, tally=tally)
     constrained = jax.vmap(law.constrain)(jnp.asarray(best["u"]))
     every = {n: np.asarray(constrained[n]) for n in law.params}
     fitter = Fitter.of(fit_bootstrap, resamples=resamples, starts=starts, scheme=scheme, objective=objective,
                        solver=solver, lanes=lanes, segment=segment, race=race, progress=progress)
     fit = _result(law, data, map_fit, best, every, run, fitter, scheme, starts, seconds=time.perf_counter() - t_start)
     return warn_problems(fit, warn)
+
+
+def _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, race, solver, map_fit) -> None:
+    check_fit_inputs(law, data, "fit_bootstrap")
+    check_key(key, "fit_bootstrap")
+    for name, value in (("resamples", resamples), ("starts", starts), ("segment", segment)):
+        positive_int(value, name, "fit_bootstrap")
+    positive_int(lanes, "lanes", "fit_bootstrap", optional=True)
+    expect(scheme, (Pairs, Clusters, Residuals), "scheme", "fit_bootstrap")
+    expect(race, (Race, type(None)), "race", "fit_bootstrap")
+    expect(solver, (ParallelLbfgs, OptaxLbfgs), "solver", "fit_bootstrap")
+    expect(map_fit, (Fit, type(None)), "map_fit", "fit_bootstrap")
+
+
+def _pool_width(n: int, jobs: int, lanes: int | None, starts: int, devices: int, *, fixed: float) -> int:
+    """Lanes B of the pool: ``lanes`` or about a million lane x row elements, within the memory budget.
+
+    A lane holds its resample's targets and weights and the L-BFGS temporaries over ``n`` rows
+    (the MAP polish's measured bytes per lane and row, plus the refill copies).  Refuses, before
+    allocating, a table too large for even one lane.
+    """
+    room = chunk((POLISH_FLOATS_PER_ROW + 8) * 8.0 * n, jobs, fixed=fixed, what=f"a bootstrap lane over {n:,} rows",
+                 fix="select fewer rows (--where)")
+    width = min(lanes or max(starts, (1 << 20) // max(n, 1)), jobs, room)
+    width = -(-width // devices) * devices
+    return width if width <= room else max(devices, room // devices * devices)
 
 
 def _result(law: Law, data: Data, map_fit: Fit, best: dict, every: dict, run: _Pool, fitter: Fitter,
@@ -286,7 +334,10 @@ def _result(law: Law, data: Data, map_fit: Fit, best: dict, every: dict, run: _P
                          job_steps=run.job_steps)
     _, sigma, likelihood = plug_in(map_fit.point, (1, int(ok.sum())), map_info(map_fit).residual_scale)
     problems = []
-    if not map_fit.ok:
+    flat = [p for p in map_fit.problems if p.startswith("not identified")]
+    if flat:
+        problems.append(f"the full-data MAP fit is {flat[0]}")
+    elif not map_fit.ok:
         problems.append("the full-data MAP fit did not converge")
     if info.n_failed > 0.1 * resamples:
         problems.append(f"{info.n_failed} of {resamples} resamples did not converge")
@@ -315,7 +366,7 @@ class _Pool:
     def _put(self, a):
         return jax.device_put(a, self.sharding)
 
-    def __call__(self, keys, u_starts, race, *, progress, t_start):
+    def __call__(self, keys, u_starts, race, *, progress, t_start, tally):
         n_res, n_starts = keys.shape[0], u_starts.shape[0]
         n_jobs = n_res * n_starts
         B = self.lanes
@@ -373,6 +424,7 @@ class _Pool:
                 if f[lane] < best["f"][r]:
                     best["f"][r], best["u"][r], best["k"][r], best["converged"][r] = f[lane], u[lane], k[lane], ok[lane]
             refill = stopped | ~active
+            tally.done = int((finished == n_starts).sum())
             last_call = next_job == n_jobs and not (active & ~stopped).any()
             if progress and (time.perf_counter() - last_report > 2.0 or last_call):
                 last_report = time.perf_counter()

@@ -19,11 +19,24 @@ reach the same optimum (to 1e-6 in every parameter) in 0.7 s.  Set
 The compiled programs depend on the law, the objective, the options and the
 data *shape* only: a second fit of the same law to new data of the same shape
 does not recompile.
+
+Memory: the screen and the polish run in equal batches of starts (lanes) sized to the
+memory budget (:mod:`bayescale.fit.budget`); a table too large for even one start is
+refused before anything is allocated.  Ctrl-C between batches ends in one
+:class:`~bayescale.errors.Interrupted` line.
+
+Converged means: the best lane stopped on its tolerances with a finite objective, AND
+the objective's Hessian there (unconstrained space) has no flat direction.  A zero
+gradient on a flat region -- a parameter the law ignores, data the law cannot reach --
+is reported as ``not identified``, naming the parameters, instead of as a converged fit
+with arbitrary values.  (A start already at a strict minimum stays converged though its
+objective cannot decrease.)
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
 import time
 
 import jax
@@ -31,14 +44,25 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.distributions import Distribution
 
+from bayescale.errors import ArgumentError, ArgumentTypeError, DataError, expect, interruptible
+from bayescale.fit.budget import chunk
 from bayescale.fit.data import Data
-from bayescale.fit.lbfgs import Outcome, ParallelLbfgs, Solver, minimize
+from bayescale.fit.lbfgs import OptaxLbfgs, Outcome, ParallelLbfgs, Solver, minimize
 from bayescale.fit.objective import Huber, Objective
 from bayescale.fit.precision import float64
 from bayescale.fit.result import Fit, Fitter, MapInfo, plug_in, robust_scale, warn_problems
 from bayescale.laws import Law
 
-__all__ = ["fit_map", "fitted_residuals", "objective_u", "polish", "screen", "starts_for"]
+__all__ = ["check_fit_inputs", "check_key", "check_law_output", "fit_map", "fitted_residuals", "identification",
+           "not_identified", "objective_u", "polish", "polish_starts", "polish_width", "positive_int", "screen",
+           "screen_starts", "screen_width", "starts_for"]
+
+# Device bytes per (start, row) of the batched programs, as multiples of one float64.  XLA's own
+# memory_analysis() of the compiled programs (chinchilla, power_law, bnsl; 16-64 starts x 1e5 rows)
+# measured 1.0-1.1 for the screen and 8-9 (ParallelLbfgs) or 6-14 (OptaxLbfgs) for the polish; the
+# factors below leave room for custom laws whose temporaries XLA fuses less well.
+SCREEN_FLOATS_PER_ROW = 4
+POLISH_FLOATS_PER_ROW = 24
 
 
 # --------------------------------------------------------------------------- compiled core
@@ -75,6 +99,83 @@ def polish(law: Law, objective: Objective, solver: Solver, u_starts, x, z, w) ->
     return jax.vmap(one, in_axes=(0, z_axis, w_axis))(u_starts, z, w)
 
 
+@functools.partial(jax.jit, static_argnames=("law", "objective"))
+def _hessian(law: Law, objective: Objective, u, x, z, w):
+    """The objective's Hessian ``(P, P)`` at ``u``: one Hessian-vector product per parameter, in turn.
+
+    Sequential (``lax.map``) rather than ``jax.hessian``'s batch of ``P`` tangents, so the
+    memory stays that of one gradient whatever the number of rows.
+    """
+    grad = jax.grad(lambda v: objective_u(law, objective, v, x, z, w))
+    return jax.lax.map(lambda e: jax.jvp(grad, (u,), (e,))[1], jnp.eye(u.shape[0], dtype=u.dtype))
+
+
+# --------------------------------------------------------------------------- batches within the budget
+
+
+def _equal_chunks(a, width: int):
+    """``a`` split along axis 0 into chunks of exactly ``width`` rows (the last padded by repeating
+    its final row), so one compiled program serves every chunk; trim the results to ``len(a)``.
+    """
+    pad = (-a.shape[0]) % width
+    if pad:
+        a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)])
+    return [a[i:i + width] for i in range(0, a.shape[0], width)]
+
+
+def _fixed_bytes(x, z) -> float:
+    """Device bytes every batch needs once: the covariates, targets, weights, residuals and a gradient."""
+    return (len(x) + 4) * z.shape[-1] * 8.0
+
+
+def screen_width(x, z, total: int) -> int:
+    """Starts per screen batch within the memory budget (a :class:`~bayescale.errors.MemoryBudgetError`
+    when not even one fits).
+    """
+    n = z.shape[-1]
+    return chunk(SCREEN_FLOATS_PER_ROW * 8.0 * n, total, fixed=_fixed_bytes(x, z),
+                 what=f"the MAP screen of {n:,} rows", fix="select fewer rows (--where)")
+
+
+def polish_width(x, z, total: int) -> int:
+    """L-BFGS lanes per batch within the memory budget (an error when not even one fits)."""
+    n = z.shape[-1]
+    return chunk(POLISH_FLOATS_PER_ROW * 8.0 * n, total, fixed=_fixed_bytes(x, z),
+                 what=f"L-BFGS on {n:,} rows", fix="select fewer rows (--where)")
+
+
+def screen_starts(law: Law, objective: Objective, u_starts, x, z, w, width: int | None = None) -> np.ndarray:
+    """:func:`screen` over ``(S, P)`` starts in batches of ``width`` (default :func:`screen_width`): ``(S,)``.
+
+    Raises :class:`~bayescale.errors.MemoryBudgetError` before allocating when not even one start
+    fits (a huge table).
+    """
+    total = u_starts.shape[0]
+    width = width or screen_width(x, z, total)
+    with interruptible(total, "starts screened") as progress:
+        values = []
+        for part in _equal_chunks(u_starts, width):
+            values.append(np.asarray(screen(law, objective, part, x, z, w)))
+            progress.done = min(total, progress.done + width)
+    return np.concatenate(values)[:total]
+
+
+def polish_starts(law: Law, objective: Objective, solver: Solver, u_starts, x, z, w,
+                  width: int | None = None) -> Outcome:
+    """:func:`polish` of ``(B, P)`` starts in batches of ``width`` lanes (default :func:`polish_width`).
+
+    Lanes are independent, so a lane's result does not depend on the batch width.  Returns numpy arrays.
+    """
+    total = u_starts.shape[0]
+    width = width or polish_width(x, z, total)
+    with interruptible(total, "starts polished") as progress:
+        parts = []
+        for part in _equal_chunks(u_starts, width):
+            parts.append(jax.tree.map(np.asarray, polish(law, objective, solver, part, x, z, w)))
+            progress.done = min(total, progress.done + width)
+    return Outcome(*(np.concatenate(field)[:total] for field in zip(*parts)))
+
+
 def fit_arrays(law: Law, data: Data):
     """The fitted data as float64 device arrays: covariates ``x`` and the fit-space response ``z``."""
     x = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in data.x.items()}
@@ -94,7 +195,7 @@ def starts_for(law: Law, data: Data) -> np.ndarray:
         z = np.asarray(law.response.to_fit(data.y))
         s = np.asarray(law.starts(data.x, z), dtype=float)
         if s.ndim != 2 or s.shape[1] != law.n_params:
-            raise ValueError(f"law {law.name!r}: starts must have shape (S, {law.n_params}), got {s.shape}")
+            raise ArgumentError(f"law {law.name!r}: starts must have shape (S, {law.n_params}), got {s.shape}")
         return s
     return _prior_starts(law, 64)
 
@@ -135,6 +236,137 @@ def _quantiles(d: Distribution, q: np.ndarray, j: int) -> np.ndarray:
     """
     draws = np.asarray(d.sample(jax.random.key(j), (4096,)))
     return np.quantile(draws, q)
+
+
+# --------------------------------------------------------------------------- checks at every fitter's entry
+
+
+def positive_int(value, argument: str, function: str, *, optional: bool = False) -> int | None:
+    """``value`` as an ``int`` if it is a positive integer (or ``None`` when ``optional``), else an error naming it.
+
+    >>> positive_int(3, "keep", "fit_map")
+    3
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        kind = "a positive int" + (" or None" if optional else "")
+        raise ArgumentTypeError(f"{function}: {argument} must be {kind}, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ArgumentError(f"{function}: {argument} must be at least 1, got {value}")
+    return int(value)
+
+
+def check_key(key, function: str):
+    """``key`` if it is one JAX PRNG key (``jax.random.key(0)`` or a legacy ``PRNGKey``), else an error."""
+    if isinstance(key, jax.Array):
+        typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()
+        if typed or (key.dtype == jnp.uint32 and key.shape == (2,)):
+            return key
+    shape = f" of shape {np.shape(key)}" if hasattr(key, "shape") else ""
+    raise ArgumentTypeError(f"{function}: key must be one JAX key such as jax.random.key(0), "
+                            f"got {type(key).__name__}{shape}")
+
+
+def check_fit_inputs(law: Law, data: Data, function: str, argument: str = "data") -> None:
+    """What every fitter checks first: a :class:`Law`, :class:`Data` for it (``argument``), a response
+    that varies, and a law that returns one value per row (:func:`check_law_output`).
+    """
+    expect(law, Law, "law", function)
+    if not isinstance(data, Data):
+        how = "bayescale.from_frame(frame, law, x=[...], y=...)" if type(data).__name__ == "DataFrame" else \
+            "bayescale.from_frame(frame, law, x=[...], y=...) or bayescale.from_arrays(law, y=..., **x)"
+        raise ArgumentTypeError(f"{function}: {argument} must be Data, got {type(data).__name__}; build it with {how}")
+    missing = [c for c in law.covariate_names if c not in data.x]
+    if missing:
+        raise ArgumentError(f"{function}: law {law.name!r} reads {', '.join(law.covariate_names)} but {argument} has "
+                            f"{', '.join(data.x) or 'no covariates'}; build the data for this law (from_frame)")
+    y = np.asarray(data.y)
+    column = data.columns.get("y", "y") if data.columns else "y"
+    if y.ndim != 1 or y.size == 0 or any(np.shape(data.x[c]) != y.shape for c in law.covariate_names):
+        shapes = ", ".join(f"{c} {np.shape(data.x[c])}" for c in law.covariate_names)
+        raise DataError(f"{function}: the data must hold one value per row in every column; got response "
+                        f"{column!r} {y.shape}, {shapes}; build it with bayescale.from_frame")
+    if np.ptp(y) == 0:
+        raise DataError(f"the response column {column!r} has one value ({y[0]:g}) in all {y.size:,} rows; "
+                        "nothing to fit")
+    check_law_output(law, data)
+
+
+@float64
+def check_law_output(law: Law, data: Data) -> None:
+    """Refuse a law whose function does not return one value per row: shape ``(n,)`` for ``n`` rows.
+
+    A law returning ``(n, 1)`` would broadcast against the ``(n,)`` response into an ``(n, n)``
+    residual and be fitted to the wrong objective without a word.  Checked abstractly
+    (:func:`jax.eval_shape`: nothing is computed) and once per law and data shape.
+    """
+    out = _law_output(law, tuple(law.covariate_names), int(np.shape(data.y)[0]))
+    n = int(np.shape(data.y)[0])
+    if tuple(out.shape) != (n,):
+        dims = ", ".join("n" if d == n else str(d) for d in out.shape)
+        shown = f"({dims},)" if len(out.shape) == 1 else f"({dims})"
+        raise ArgumentError(f"law {law.name!r} returns shape {shown} for n = {n:,} rows; it must return one "
+                            "value per row, shape (n,)")
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise ArgumentError(f"law {law.name!r} returns {out.dtype} values; it must return real floating-point "
+                            "values, one per row")
+
+
+@functools.lru_cache(maxsize=256)
+def _law_output(law: Law, names: tuple[str, ...], n: int):
+    u = jax.ShapeDtypeStruct((law.n_params,), jnp.float64)
+    x = {k: jax.ShapeDtypeStruct((n,), jnp.float64) for k in names}
+    try:
+        return jax.eval_shape(lambda v, c: law.fn(law.constrain(v), c), u, x)
+    except Exception as e:  # a law that cannot even be traced on its covariates: say which law, in one line
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ArgumentError(f"law {law.name!r} fails on {n:,} rows of {', '.join(names)}: "
+                            f"{type(e).__name__}: {first}") from e
+
+
+# Flat directions of the objective at the optimum.  A Hessian eigenvalue below RTOL x the largest,
+# or so small that the objective's own noise level (2 f / n) would leave the parameter combination
+# undetermined to more than sqrt(SPREAD) = 1,000 units of the unconstrained space (a factor e^1000,
+# or 1,000 in an exponent), marks parameters the data do not determine.  Measured on real fits
+# (Chinchilla, Gadre: smallest / largest eigenvalue 7e-7 and 4e-6) the margin is over five decades.
+_FLAT_RTOL = 1e-12
+_FLAT_SPREAD = 1e6
+
+
+def identification(law: Law, objective: Objective, u, x, z, w, value: float) -> tuple[str, ...]:
+    """The parameters the data do not determine at the optimum ``u`` (empty: all are determined).
+
+    One Hessian of the objective in the unconstrained space; the parameters named are those
+    with the largest components in its flat eigenvectors.
+    """
+    h = np.asarray(_hessian(law, objective, jnp.asarray(u), x, z, w))
+    if not np.all(np.isfinite(h)) or not np.isfinite(value):
+        return ()
+    lam, vec = np.linalg.eigh(0.5 * (h + h.T))
+    rows = max(float(np.sum(np.asarray(w))), 1.0)
+    tol = max(_FLAT_RTOL * float(np.max(np.abs(lam))), 2.0 * abs(value) / (rows * _FLAT_SPREAD))
+    flat = lam <= tol
+    if not flat.any():
+        return ()
+    weight = np.sqrt(np.sum(vec[:, flat] ** 2, axis=1))
+    return tuple(p for p, v in zip(law.params, weight) if v >= 0.5 * weight.max())
+
+
+def not_identified(names: tuple[str, ...]) -> str:
+    """The problem line of a fit whose parameters ``names`` the data do not determine."""
+    return (f"not identified: the data do not determine {', '.join(names)} (flat objective at the optimum); "
+            "use a law without them, informative priors with NUTS, or data that vary them")
+
+
+def _start_array(starts, law: Law) -> np.ndarray:
+    try:
+        theta0 = np.asarray(starts, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"fit_map: starts must be an (S, {law.n_params}) array of numbers ({e})") from None
+    if theta0.ndim != 2 or theta0.shape[1] != law.n_params or theta0.shape[0] < 1:
+        raise ArgumentError(f"fit_map: starts must have shape (S, {law.n_params}) with S >= 1, got {theta0.shape}")
+    return theta0
 
 
 # --------------------------------------------------------------------------- entry point
@@ -185,34 +417,46 @@ def fit_map(
     0.15
     """
     t0 = time.perf_counter()
-    theta0 = starts_for(law, data) if starts is None else np.asarray(starts, dtype=float)
-    if theta0.ndim != 2 or theta0.shape[1] != law.n_params:
-        raise ValueError(f"starts must have shape (S, {law.n_params}), got {theta0.shape}")
+    check_fit_inputs(law, data, "fit_map")
+    keep = positive_int(keep, "keep", "fit_map", optional=True)
+    expect(solver, (ParallelLbfgs, OptaxLbfgs), "solver", "fit_map")
+    theta0 = starts_for(law, data) if starts is None else _start_array(starts, law)
     x, z = fit_arrays(law, data)
+    n_polish = theta0.shape[0] if keep is None else min(keep, theta0.shape[0])
+    widths = screen_width(x, z, theta0.shape[0]), polish_width(x, z, n_polish)  # refuse before any work
     w = jnp.ones_like(z)
     u0 = law.unconstrain(jnp.asarray(theta0))
-    order = np.argsort(np.asarray(screen(law, objective, u0, x, z, w)), kind="stable")
-    if keep is not None:
-        order = order[: max(1, min(keep, len(order)))]
-    out = polish(law, objective, solver, u0[order], x, z, w)
-    f = np.where(np.isfinite(np.asarray(out.value)), np.asarray(out.value), np.inf)
+    f0 = screen_starts(law, objective, u0, x, z, w, widths[0])
+    order = np.argsort(f0, kind="stable")[:n_polish]
+    out = polish_starts(law, objective, solver, u0[order], x, z, w, widths[1])
+    f = np.where(np.isfinite(out.value), out.value, np.inf)
     best = int(np.argmin(f))
     f_best = float(f[best])
+    solved = bool(out.converged[best]) and bool(np.isfinite(f_best))
+    # converged: the solver stopped on its tolerances AND the optimum is a strict minimum; a lane
+    # that stopped on a flat region (zero gradient, no curvature) is not converged, whether or not
+    # its objective decreased from the start
+    flat = identification(law, objective, out.u[best], x, z, w, f_best) if solved else ()
     info = MapInfo(
-        point={n: float(v) for n, v in law.constrain(out.u[best]).items()},
+        point={n: float(v) for n, v in law.constrain(jnp.asarray(out.u[best])).items()},
         objective=f_best,
-        converged=bool(out.converged[best]) and bool(np.isfinite(f_best)),
+        converged=solved and not flat,
         steps=int(out.steps[best]),
         grad_norm=float(out.grad_max[best]),
         n_starts=int(theta0.shape[0]),
         n_polished=int(len(order)),
         n_agree=int(np.sum(f <= f_best + 1e-6 * abs(f_best) + 1e-300)),
-        residual_scale=robust_scale(np.asarray(fitted_residuals(law, out.u[best], x, z))),
+        residual_scale=robust_scale(np.asarray(fitted_residuals(law, jnp.asarray(out.u[best]), x, z))),
     )
     draws, sigma, likelihood = plug_in(info.point, (1, 1), info.residual_scale)
-    problems = () if info.converged else (
-        f"the MAP fit did not converge (steps {info.steps}, max |grad| {info.grad_norm:.2e}, "
-        f"objective {info.objective:.6g})",)
+    if flat:
+        moved = "" if f_best < f0[order[best]] else " (the objective did not decrease from its start)"
+        problems: tuple[str, ...] = (not_identified(flat) + moved,)
+    elif not solved:
+        problems = (f"the MAP fit did not converge (steps {info.steps}, max |grad| {info.grad_norm:.2e}, "
+                    f"objective {info.objective:.6g})",)
+    else:
+        problems = ()
     fitter = Fitter.of(fit_map, objective=objective, starts=starts, keep=keep, solver=solver)
     fit = Fit(law=law, data=data, draws=draws, sigma=sigma, likelihood=likelihood, method="map", info=info,
               problems=problems, fitter=fitter, seconds=time.perf_counter() - t0)

@@ -16,7 +16,13 @@ The recipe, for any law:
    the dense metric adaptation start from the right scale.  Every chain starts at
    its own draw from the Laplace approximation;
 4. NUTS (NumPyro) with chains vectorised on one device, or one chain per device
-   when there are enough devices.
+   when there are enough devices, run in equal chunks of iterations
+   (:func:`chunk_length`): NumPyro's functional ``hmc()`` state carries the iteration
+   count, the PRNG key and the adaptation from one compiled call to the next, so the
+   chunks are one run -- the same key gives the same draws whatever the chunk length --
+   while Python regains control between them: Ctrl-C ends in
+   :class:`~bayescale.errors.Interrupted` (``interrupted after 300 of 1,000 draws per
+   chain``), and ``chains x draws`` beyond the memory budget are refused before any work.
 
 R-hat (rank-normalised), bulk and tail ESS (:mod:`bayescale.fit.diagnostics`),
 divergences and tree-depth hits are computed for every fit; the fit's ``problems``
@@ -37,10 +43,12 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import potential_energy
 
+from bayescale.errors import ArgumentError, Interrupted, expect, interruptible
+from bayescale.fit.budget import budget, require
 from bayescale.fit.data import Data
 from bayescale.fit.diagnostics import ess_bulk, ess_tail, rhat
 from bayescale.fit.lbfgs import ParallelLbfgs, Solver, minimize
-from bayescale.fit.map import fit_arrays, fit_map
+from bayescale.fit.map import check_fit_inputs, check_key, fit_arrays, fit_map, positive_int
 from bayescale.fit.model import Likelihood, StudentT, model
 from bayescale.fit.precision import float64
 from bayescale.fit.result import Fit, Fitter, NutsInfo, map_info, warn_problems
@@ -78,38 +86,13 @@ def _laplace(law: Law, likelihood: Likelihood, solver: Solver, x, z, u0):
     return u, cov, ok
 
 
-class _Progress:
-    """Prints ``NUTS: i/total`` on stderr at every tenth of the run (once, whatever the chains)."""
+def _kernels(law: Law, likelihood: Likelihood, x, z, mode, chol, *, warmup: int, target_accept: float,
+             max_tree_depth: int, like=None):
+    """NumPyro's NUTS ``(init, sample)`` pair on ``w`` with ``u = mode + chol·w``, configured for ``warmup``.
 
-    def __init__(self, total: int):
-        self.total = total
-
-    def __call__(self, i) -> None:
-        i = int(np.max(np.asarray(i))) + 1
-        if i % max(1, self.total // 10) == 0 or i == self.total:
-            print(f"  NUTS: iteration {i}/{self.total}", file=sys.stderr, flush=True)
-
-    def __eq__(self, other):
-        return isinstance(other, _Progress) and other.total == self.total
-
-    def __hash__(self):
-        return hash(("progress", self.total))
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("law", "likelihood", "warmup", "draws", "target_accept", "max_tree_depth", "parallel",
-                     "progress"),
-)
-def _chains(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, warmup: int, draws: int,
-            target_accept: float, max_tree_depth: int, parallel: bool, progress: bool):
-    """NUTS chains on ``w`` with ``u = mode + chol·w`` (affine: constant Jacobian).
-
-    One compiled program per (law, likelihood, settings, data shape): the data, the
-    mode and the whitening factor are arguments, so fitting new data of the same
-    shape -- a calibration study, a leave-future-out refit -- does not compile again.
-    Returns draws ``(chain, draw, P)``, divergences and tree sizes per draw, and
-    the adapted step size of each chain.
+    ``hmc()``'s ``init_kernel`` stores the settings (warmup length, adaptation, tree depth) in the
+    closure that ``sample_kernel`` reads, so every traced program calls it; on a chunk it runs
+    under :func:`jax.eval_shape` (the settings are kept, nothing is computed).
     """
 
     def potential(w):
@@ -117,22 +100,100 @@ def _chains(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, war
 
     init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
 
-    def one_chain(key, w_init):
-        state = init_kernel(w_init, warmup, dense_mass=True, target_accept_prob=target_accept,
-                            max_tree_depth=max_tree_depth, rng_key=key)
+    def init(w_init, key):
+        return init_kernel(w_init, warmup, dense_mass=True, target_accept_prob=target_accept,
+                           max_tree_depth=max_tree_depth, rng_key=key)
 
-        def step(s, i):
-            s = sample_kernel(s)
-            if progress:
-                jax.debug.callback(_Progress(warmup + draws), i)
-            return s, (s.z, s.diverging, s.num_steps)
+    if like is not None:  # (w, key) of a chain: configures sample_kernel, computes nothing
+        jax.eval_shape(init, *like)
+    return init, sample_kernel
 
-        state, (w, diverging, num_steps) = jax.lax.scan(step, state, jnp.arange(warmup + draws))
-        return w[warmup:], diverging[warmup:], num_steps[warmup:], state.adapt_state.step_size
 
-    if parallel:
-        return jax.pmap(one_chain)(keys, w0)
-    return jax.vmap(one_chain)(keys, w0)
+_STATIC = ("law", "likelihood", "warmup", "target_accept", "max_tree_depth", "parallel")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _start_chains(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, warmup: int,
+                  target_accept: float, max_tree_depth: int, parallel: bool):
+    """The NUTS state of every chain at iteration 0 (step size found, adaptation started)."""
+
+    def one(key, w_init):
+        init, _ = _kernels(law, likelihood, x, z, mode, chol, warmup=warmup, target_accept=target_accept,
+                           max_tree_depth=max_tree_depth)
+        return init(w_init, key)
+
+    return jax.pmap(one)(keys, w0) if parallel else jax.vmap(one)(keys, w0)
+
+
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "length"))
+def _advance_chains(law: Law, likelihood: Likelihood, state, x, z, mode, chol, *, warmup: int, length: int,
+                    target_accept: float, max_tree_depth: int, parallel: bool):
+    """``length`` NUTS iterations of every chain from ``state``: the state after them, and per
+    iteration the draws ``(chain, length, P)``, divergences and tree sizes.
+
+    One compiled program per (law, likelihood, settings, data shape, chunk length): the data, the
+    mode and the whitening factor are arguments, so fitting new data of the same shape -- a
+    calibration study, a leave-future-out refit -- does not compile again.  The state carries its
+    iteration count, PRNG key and adaptation, so consecutive chunks are exactly one long run.
+    """
+
+    def one(s):
+        _, sample_kernel = _kernels(law, likelihood, x, z, mode, chol, warmup=warmup, target_accept=target_accept,
+                                    max_tree_depth=max_tree_depth, like=(s.z, s.rng_key))
+
+        def step(c, _):
+            c = sample_kernel(c)
+            return c, (c.z, c.diverging, c.num_steps)
+
+        return jax.lax.scan(step, s, None, length=length)
+
+    return jax.pmap(one)(state) if parallel else jax.vmap(one)(state)
+
+
+def chunk_length(warmup: int, draws: int) -> int:
+    """Iterations per compiled call: a tenth of the run, at least 50 and at most 250.
+
+    Python regains control (Ctrl-C, progress) between calls; every call has the same length,
+    so one program is compiled (the last call's extra iterations are dropped).
+    """
+    total = warmup + draws
+    return min(total, max(50, min(250, -(-total // 10))))
+
+
+def _sample(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, warmup: int, draws: int,
+            target_accept: float, max_tree_depth: int, parallel: bool, progress: bool):
+    """Warmup then draws, in equal chunks of :func:`chunk_length` iterations.
+
+    Returns draws ``(chain, draw, P)``, divergences and tree sizes per draw, and the adapted step
+    size of each chain; a Ctrl-C between chunks raises :class:`~bayescale.errors.Interrupted`.
+    """
+    options = dict(warmup=warmup, target_accept=target_accept, max_tree_depth=max_tree_depth, parallel=parallel)
+    chains, n_w, total = w0.shape[0], w0.shape[1], warmup + draws
+    length = chunk_length(warmup, draws)
+    w = np.empty((chains, draws, n_w))
+    diverging = np.empty((chains, draws), bool)
+    num_steps = np.empty((chains, draws), np.int64)
+    warmed, shown = False, 0
+    with interruptible(draws, "draws per chain") as tally:
+        try:
+            state = _start_chains(law, likelihood, keys, w0, x, z, mode, chol, **options)
+            for begin in range(0, total, length):
+                state, out = _advance_chains(law, likelihood, state, x, z, mode, chol, length=length, **options)
+                lo, hi = max(begin, warmup), min(begin + length, total)  # iterations of this chunk that are draws
+                if hi > lo:
+                    for dest, src in zip((w, diverging, num_steps), out):
+                        dest[:, lo - warmup:hi - warmup] = np.asarray(src)[:, lo - begin:hi - begin]
+                warmed, tally.done = hi >= warmup, max(0, hi - warmup)
+                if progress and (10 * hi // total > shown or hi == total):
+                    shown = 10 * hi // total
+                    print(f"  NUTS: iteration {hi}/{total}", file=sys.stderr, flush=True)
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            if not warmed:
+                raise Interrupted(f"interrupted during warmup (0 of {draws:,} draws per chain)") from None
+            raise
+    return w, diverging, num_steps, np.asarray(state.adapt_state.step_size)
 
 
 @float64
@@ -182,8 +243,7 @@ def fit_nuts(law: Law, data: Data, *, key: jax.Array, likelihood: Likelihood = S
     (0.15, 0)
     """
     t0 = time.perf_counter()
-    if chains < 1 or warmup < 1 or draws < 1:
-        raise ValueError(f"chains, warmup and draws must be positive, got {chains}, {warmup}, {draws}")
+    _check_nuts(law, data, key, chains, warmup, draws, max_tree_depth, map_fit, chain_method)
     map_fit = map_fit if map_fit is not None else fit_map(law, data, warn=False)
     method = chain_method or ("parallel" if jax.local_device_count() >= chains > 1 else "vectorized")
     x, z = fit_arrays(law, data)
@@ -191,7 +251,7 @@ def fit_nuts(law: Law, data: Data, *, key: jax.Array, likelihood: Likelihood = S
     names = _names(law)
     mode_u, chol = _whitening(law, likelihood, map_fit, x, z)
     w0 = jax.random.normal(k_jitter, (chains, mode_u.shape[0]))
-    w, diverging, num_steps, step_sizes = _chains(
+    w, diverging, num_steps, step_sizes = _sample(
         law, likelihood, jax.random.split(k_run, chains), w0, x, z, mode_u, chol, warmup=warmup, draws=draws,
         target_accept=float(target_accept), max_tree_depth=max_tree_depth,
         parallel=method == "parallel", progress=bool(progress),
@@ -207,6 +267,22 @@ def fit_nuts(law: Law, data: Data, *, key: jax.Array, likelihood: Likelihood = S
               likelihood=likelihood, method="nuts", info=info, problems=nuts_problems(info), fitter=fitter,
               seconds=time.perf_counter() - t0)
     return warn_problems(fit, warn)
+
+
+def _check_nuts(law: Law, data: Data, key, chains, warmup, draws, max_tree_depth, map_fit, chain_method) -> None:
+    """Arguments, then the memory of the draws, before anything is fitted or allocated."""
+    check_fit_inputs(law, data, "fit_nuts")
+    check_key(key, "fit_nuts")
+    for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws), ("max_tree_depth", max_tree_depth)):
+        positive_int(value, name, "fit_nuts")
+    expect(map_fit, (Fit, type(None)), "map_fit", "fit_nuts")
+    if chain_method not in (None, "parallel", "vectorized"):
+        raise ArgumentError(f"fit_nuts: chain_method must be 'parallel', 'vectorized' or None, got {chain_method!r}")
+    # per draw and chain: the whitened draw, its parameters and sigma (natural and unconstrained), the
+    # diagnostics' copies; per chain: a few arrays over the rows while a tree is built
+    per_draw = 8.0 * 4 * (law.n_params + 1) + 16
+    require(chains * (draws * per_draw + 8 * 8.0 * data.n), f"NUTS: {chains} chains x {draws:,} draws",
+            f"at most {int(budget() // (chains * per_draw)):,} draws per chain fit: use fewer --draws or chains")
 
 
 def _info(law: Law, likelihood: Likelihood, map_fit: Fit, natural: dict, mode_u, sampler: tuple, *, chains: int,

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import jax
 
+from bayescale.errors import ArgumentError, expect
 from bayescale.fit.data import Data
-from bayescale.fit.map import fit_map
+from bayescale.fit.map import check_fit_inputs, check_key, fit_map
 from bayescale.fit.precision import float64
 from bayescale.fit.result import Fit, Fitter, combine_stages, warn_problems
 from bayescale.laws import Law
@@ -58,8 +59,19 @@ def fit_two_stage(
         Draws of both stages paired draw by draw; ``parts`` holds the two stage fits and
         ``problems`` theirs, prefixed by the stage.
     """
+    expect(law, Law, "law", "fit_two_stage")
     if len(law.stages) != 2:
-        raise ValueError(f"law {law.name!r} is not a two-stage law (build one with bayescale.laws.compose)")
+        raise ArgumentError(f"fit_two_stage: law {law.name!r} is not a two-stage law (build one with "
+                            "bayescale.laws.compose)")
+    check_fit_inputs(law.stages[0], stage1, "fit_two_stage", "stage1")
+    check_fit_inputs(law.stages[1], stage2, "fit_two_stage", "stage2")
+    expect(data, (Data, type(None)), "data", "fit_two_stage")
+    expect(fitter, Fitter, "fitter", "fit_two_stage")
+    expect(second, (Fitter, type(None)), "second", "fit_two_stage")
+    if key is None and (fitter.random or (second is not None and second.random)):
+        raise ArgumentError("fit_two_stage: a stage's fitter draws random numbers; pass key=jax.random.key(seed)")
+    if key is not None:
+        check_key(key, "fit_two_stage")
     k1, k2 = jax.random.split(key) if key is not None else (None, None)
     first = fitter(law.stages[0], stage1, key=k1, warn=False)
     last = (second or fitter)(law.stages[1], stage2, key=k2, warn=False)
