@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 import bayescale.fit as bf
 from bayescale.convert import SavedFitError, load
 from bayescale.errors import ArgumentError
+from bayescale.fit.budget import budget, require
 from bayescale.laws import Law, compose, get_law
 from bayescale.tables import derive, from_frame, read_csv, suggest, two_stage_data
 
@@ -39,17 +39,43 @@ def law_named(name: str, chance: float | None, stage1: str | None = None) -> Law
     return law
 
 
+COUNTS = ("keep", "resamples", "starts", "chains", "warmup", "draws")
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """Counts at least 1, ``--interval`` in (0, 1), and the draws and resamples within the memory budget."""
+    for flag in COUNTS:
+        if getattr(args, flag, 1) < 1:
+            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if hasattr(args, "interval") and not 0.0 < args.interval < 1.0:
+        raise InputError(f"--interval must lie in (0, 1), got {args.interval}")
+    try:  # before the table is read: the law's parameters, no rows yet
+        n_params = get_law(args.law).n_params if getattr(args, "law", None) else 1
+    except KeyError:
+        n_params = 1
+    check_memory(args, n_params=n_params, rows=0)
+
+
+def check_memory(args: argparse.Namespace, n_params: int, rows: int) -> None:
+    """Refuse, before fitting, draws or resamples whose values alone exceed the memory budget.
+
+    Per NUTS draw and chain, or per bootstrap resample, a fit keeps its parameters and sigma
+    and the pointwise log likelihood over the rows (8 bytes each); the fitters check the
+    rest of their memory themselves.
+    """
+    per = 8.0 * (n_params + 1 + rows)
+    over = f"{n_params + 1} parameter(s)" + (f" and {rows:,} rows" if rows else "")
+    method = getattr(args, "method", None)
+    if method == "nuts":
+        require(args.chains * args.draws * per, f"--draws {args.draws:,} x --chains {args.chains} over {over}",
+                f"at most {int(budget() // (args.chains * per)):,} draws per chain fit: lower --draws or --chains")
+    elif method == "bootstrap" or (method is None and hasattr(args, "resamples")):
+        require(args.resamples * per, f"--resamples {args.resamples:,} over {over}",
+                f"at most {int(budget() // per):,} resamples fit: lower --resamples")
+
+
 def prepare(args: argparse.Namespace):
     """The law, the table and the covariate columns the command names (``--from``: the saved fit, no table)."""
-    for flag in ("keep", "resamples", "starts", "chains", "warmup", "draws"):
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
-    if not 0.0 < args.interval < 1.0:
-        raise InputError(f"--interval must lie in (0, 1), got {args.interval}")
-    for flag in ("json", "save", "plot"):
-        path = getattr(args, flag, None)
-        if path and not Path(path).resolve().parent.is_dir():
-            raise InputError(f"cannot write --{flag} {path!r}: folder {str(Path(path).parent)!r} does not exist")
     if getattr(args, "saved", None):
         if args.data:
             raise InputError(f"give either a data file ({args.data!r}) or --from {args.saved!r}, not both")
@@ -88,6 +114,7 @@ def fitter_for(args: argparse.Namespace) -> bf.Fitter:
 def fit_table(args: argparse.Namespace, law: Law, frame: pd.DataFrame, x: list[str]) -> bf.Fit:
     """Fit ``law`` to ``frame`` as the command line asks (two-stage laws stage by stage)."""
     key = jax.random.key(args.seed)
+    check_memory(args, law.n_params, len(frame))
     try:
         if law.stages:
             if not args.proxy:

@@ -1,26 +1,52 @@
 """Command line: ``bayescale fit | forecast | optimal | compare | demo``.
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming the column/row and the fix, no
-traceback, no output file written), 1 a fit that is flagged (did not converge, chains not
-mixed) unless ``--allow-warnings``.
+Every output (``--json``, ``--save``, ``--plot``, ``demo --out``) is checked before any work
+(not a folder, device, FIFO, socket or symbolic link; not an input; its folder writable) and
+all outputs of a command are written as one unit, or none (:mod:`bayescale.convert.files`).
+Every way a command can end is one line on stderr, never a traceback:
+
+====  =====================================================================================
+0     success
+1     a fit that is flagged (did not converge, chains not mixed) unless ``--allow-warnings``;
+      or an internal error: ``bayescale: internal error: TypeName: ...`` (set
+      ``BAYESCALE_DEBUG=1`` for the traceback)
+2     bad input, an output that must not be written, work over the memory budget or out of
+      memory (``bayescale: error: ...`` naming the flag, column, row or file and the fix;
+      nothing written)
+130   Ctrl-C: ``bayescale: interrupted after 1,200 of 2,000 draws per chain; nothing written``
+143   SIGTERM (129 SIGHUP), handled like Ctrl-C: temporary files removed, nothing written
+141   standard output closed early (``bayescale fit ... | head``): quiet, like a program
+      ended by SIGPIPE
+====  =====================================================================================
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from bayescale.cli.inputs import InputError, fit_table, law_named, numbers, parse_at, parse_mix, prepare
+from bayescale.cli.inputs import InputError, check_counts, fit_table, law_named, numbers, parse_at, parse_mix, prepare
 from bayescale.cli.parser import parser
-from bayescale.cli.report import finish, fit_payload, print_fit, scalars, write_outputs
+from bayescale.cli.report import finish, fit_payload, input_paths, output_paths, print_fit, scalars, write_outputs
+from bayescale.convert.files import check_output, check_outputs, outputs, written
 from bayescale.demo import run_demo
 from bayescale.derive import forecast, optimal_bands
+from bayescale.errors import BayescaleError, OutputError
 from bayescale.evaluate import backtest, compare, learn_discrepancy
 from bayescale.fit import DataError, Fit
+from bayescale.fit.budget import memory_budget
 from bayescale.plot import plot_forecast, plot_optimal
 
 __all__ = ["main"]
@@ -57,8 +83,9 @@ def _discrepancy(fit: Fit, args):
 
 def _forecast(args) -> int:
     t0 = time.perf_counter()
-    fit = _fitted(args, *prepare(args))
-    points = parse_at(args.at, fit.law)
+    law, frame_or_fit, x = prepare(args)
+    points = parse_at(args.at, law)  # before the fit: a bad --at costs nothing
+    fit = _fitted(args, law, frame_or_fit, x)
     tau = _discrepancy(fit, args) if args.band == "calibrated" else None
     f = forecast(fit, points, key=jax.random.key(args.seed + 1), interval=args.interval, discrepancy=tau)
     table = f.to_frame()
@@ -95,9 +122,10 @@ def _optimal(args) -> int:
         fits = {law.name: _fitted(args, law, frame, x)}
         mix = [(fits[law.name], 1.0)]
     _, bands = optimal_bands(None, compute, interval=args.interval, mix=mix)
-    rows = [{"compute": float(c), **{q: {"estimate": float(np.ravel(b.median)[i]), "lo": float(np.ravel(b.lo)[i]),
-                                         "hi": float(np.ravel(b.hi)[i])} for q, b in bands.items()}}
-            for i, c in enumerate(compute)]
+    rows: list[dict] = [
+        {"compute": float(c), **{q: {"estimate": float(np.ravel(b.median)[i]), "lo": float(np.ravel(b.lo)[i]),
+                                     "hi": float(np.ravel(b.hi)[i])} for q, b in bands.items()}}
+        for i, c in enumerate(compute)]
     print(f"law {law.name} ({mix[0][0].method}{f', mix {args.mix} of {args.by}' if parts else ''}); "
           f"median [{args.interval:.0%} interval]")
     for r in rows:
@@ -135,22 +163,182 @@ def _compare(args) -> int:
     return finish(args, "; ".join(f"{k}: {v}" for k, v in problems.items()))
 
 
+DEMO_FILES = ("demo_compute_optimal.png", "demo_results.json")  # what run_demo writes into its folder
+
+
+def _check_demo_out(out: Path) -> None:
+    """``demo --out``: a folder, or absent in a writable folder; the files it would replace regular ones."""
+    if out.is_dir():
+        check_output(out / DEMO_FILES[0], "--out")
+        for name in DEMO_FILES[1:]:
+            check_output(out / name, "--out", probe=False)
+    elif os.path.lexists(out):
+        raise OutputError(f"--out {str(out)!r} is not a folder; give a folder (it is created if absent)")
+    else:
+        check_output(out, "--out")
+
+
+class _Renamed(io.TextIOBase):
+    """Standard output with the working folder's name replaced by the one the files end up in."""
+
+    def __init__(self, stream, old: str, new: str) -> None:
+        self.stream, self.old, self.new = stream, old, new
+
+    def write(self, text: str) -> int:
+        return self.stream.write(text.replace(self.old, self.new))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def _demo(args) -> int:
-    run_demo(Path(args.out), keep=args.keep, resamples=args.resamples, starts=args.starts)
+    """The demo writes into a temporary folder beside ``--out``; its files are moved in as one unit."""
+    out = Path(args.out)
+    exists = out.is_dir()
+    work = Path(tempfile.mkdtemp(dir=out if exists else out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        with contextlib.redirect_stdout(_Renamed(sys.stdout, str(work), str(out))):
+            run_demo(work, keep=args.keep, resamples=args.resamples, starts=args.starts)
+        with outputs() as unit:
+            if exists:
+                for f in sorted(work.iterdir()):
+                    unit.adopt(f, out / f.name, "--out")
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                work.chmod(0o777 & ~umask)
+                unit.adopt(work, out, "--out")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
 COMMANDS = {"fit": _fit, "forecast": _forecast, "optimal": _optimal, "compare": _compare, "demo": _demo}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the exit code (0, 1 for a flagged fit, 2 for bad input)."""
-    args = parser().parse_args(argv)
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so that every temporary file is removed on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_received: list[int] = []  # the signals that ended the command (a fitter may re-raise them as Interrupted)
+
+
+def _terminate(signum, frame) -> None:
+    _received.append(signum)
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Terminated` for the command's duration (main thread only)."""
+    old = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        try:
+            old[sig] = signal.signal(sig, _terminate)
+        except (ValueError, OSError):  # not the main thread: leave the handlers alone
+            break
+    _received.clear()
     try:
-        return COMMANDS[args.command](args)
-    except InputError as exc:
-        print(f"bayescale: error: {exc}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    text = " ".join(str(message).split())
+    return f"bayescale: warning: {category.__name__}: {text}\n"
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings (numpyro, jax, ...) printed as one line each while the command runs."""
+    old = warnings.formatwarning
+    warnings.formatwarning = _warning_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = old
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return type(exc).__name__ in ("XlaRuntimeError", "JaxRuntimeError") and (
+        "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower())
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so that the flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
+def _run(argv: list[str] | None) -> int:
+    args = parser().parse_args(argv)
+    with memory_budget(args.memory) if args.memory else contextlib.nullcontext():
+        check_counts(args)
+        if args.command == "demo":
+            _check_demo_out(Path(args.out))
+        else:
+            check_outputs(output_paths(args), input_paths(args))
+        code = COMMANDS[args.command](args)
+    sys.stdout.flush()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (see the module docstring), every failure as one stderr line."""
+    before = len(written())
+
+    def say(text: str) -> None:
+        print(f"bayescale: {_one_line(text)}", file=sys.stderr)
+
+    with _signals(), _one_line_warnings():
+        try:
+            return _run(argv)
+        except SystemExit as exc:  # --help
+            return exc.code if isinstance(exc.code, int) else 0
+        except BayescaleError as exc:
+            say(f"error: {exc}")
+            return 2
+        except KeyboardInterrupt as exc:
+            what = "interrupted" if isinstance(exc, Terminated) or not str(exc) else str(exc)
+            if _received:
+                what = f"{signal.Signals(_received[0]).name}: {what}"
+            say(f"{what}; {'nothing written' if len(written()) == before else 'the outputs were already written'}")
+            return 128 + _received[0] if _received else 130
+        except BrokenPipeError:
+            _quiet_stdout()
+            return 141
+        except Exception as exc:
+            if _out_of_memory(exc):
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                say(f"error: out of memory: {first}; lower --draws/--resamples or set --memory")
+                return 2
+            if os.environ.get("BAYESCALE_DEBUG", "") not in ("", "0"):
+                raise
+            if isinstance(exc, OSError) and exc.strerror:
+                where = f" {exc.filename!r}" if exc.filename else ""
+                say(f"error: cannot access{where}: {exc.strerror}")
+                return 2
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            say(f"internal error: {type(exc).__name__}: {first} (set BAYESCALE_DEBUG=1 for the traceback)")
+            return 1
 
 
 if __name__ == "__main__":

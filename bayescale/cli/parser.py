@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import NoReturn
 
-from bayescale.cli.inputs import LIKELIHOODS
+from bayescale.cli.inputs import LIKELIHOODS, InputError
+from bayescale.errors import ArgumentError
+from bayescale.fit.budget import parse_bytes
 from bayescale.laws import LAWS
+
+EXPRESSION = "an expression over the columns (see README: expressions)"
 
 EXAMPLES = {
     "fit": """\
@@ -40,38 +46,94 @@ HELP = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one :class:`InputError` line (exit 2), not usage plus an error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{message} (see {self.prog} --help)")
+
+
+def whole(text: str) -> int:
+    """A whole number: ``1000``, ``1e3`` or ``1_000`` (not ``2.5``, ``inf`` or ``abc``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not value.is_integer() or abs(value) >= 2**62:
+        raise argparse.ArgumentTypeError(f"must be a whole number (e.g. 1000 or 1e3), got {text!r}")
+    return int(value)
+
+
+def number(text: str) -> float:
+    """A finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def memory(text: str) -> int:
+    """``--memory 4GB`` -> bytes."""
+    try:
+        return parse_bytes(text)
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number from 0 to 2**62."""
+    value = whole(text)
+    if not 0 <= value < 2**62:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 2**62, got {text!r}")
+    return value
+
+
+def _memory_argument(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--memory", type=memory, metavar="BYTES",
+                     help="memory budget of the fits, e.g. 4GB or 512MB (default: BAYESCALE_MEMORY, else half the "
+                          "RAM); work that cannot fit is refused before it starts")
+
+
 def _fit_arguments(cmd: argparse.ArgumentParser, several: bool) -> None:
     add = cmd.add_argument
     add("data", nargs="?", help="CSV file, one row per run (or per run x metric)")
     add("--laws" if several else "--law", help=f"law name{'s, comma-separated' if several else ''}: {', '.join(LAWS)}")
     add("--x", help="covariate column(s), comma-separated, in the law's order")
     add("--y", help="response column (loss or accuracy)")
-    add("--where", help='pandas query selecting rows, e.g. "loss < 3.4"')
+    add("--where", metavar="EXPR", help=f'rows to fit: {EXPRESSION}, e.g. "loss < 3.4"')
     add("--derive", action="append", default=[], metavar="NAME=EXPR",
-        help="add a column computed with pandas eval before fitting (repeatable)")
-    add("--chance", type=float, help="chance level Q_rand of an accuracy law (e.g. 0.25)")
+        help=f"add a column NAME computed before fitting from {EXPRESSION} (repeatable)")
+    add("--chance", type=number, help="chance level Q_rand of an accuracy law (e.g. 0.25)")
     add("--proxy", help="intermediate (loss) column of a two-stage law")
     add("--stage1", metavar="LAW", help="stage-1 law of a two-stage law (default pure_power_law; power_law adds a "
                                         "constant; chinchilla reads N and D)")
     add("--stage2-data", metavar="CSV", help="a separate table for stage 2 (proxy -> y), e.g. every checkpoint")
     add("--method", default="map", choices=["map", "bootstrap", "nuts"], help="fitting method (default: map)")
-    add("--keep", type=int, default=64, help="starts polished after screening the grid (default 64)")
-    add("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    add("--starts", type=int, default=64, help="bootstrap starts per resample (default 64)")
-    add("--chains", type=int, default=4, help="NUTS chains (default 4)")
-    add("--warmup", type=int, default=1000, help="NUTS warmup iterations per chain (default 1000)")
-    add("--draws", type=int, default=1000, help="NUTS draws per chain (default 1000)")
+    add("--keep", type=whole, default=64, help="starts polished after screening the grid (default 64)")
+    add("--resamples", type=whole, default=1000, help="bootstrap resamples (default 1000)")
+    add("--starts", type=whole, default=64, help="bootstrap starts per resample (default 64)")
+    add("--chains", type=whole, default=4, help="NUTS chains (default 4)")
+    add("--warmup", type=whole, default=1000, help="NUTS warmup iterations per chain (default 1000)")
+    add("--draws", type=whole, default=1000, help="NUTS draws per chain (default 1000)")
     add("--likelihood", default="student-t", choices=list(LIKELIHOODS), help="NUTS noise model (default student-t)")
-    add("--interval", type=float, default=0.9, help="central interval for lo/hi (default 0.9)")
-    add("--seed", type=int, default=0, help="random seed of the bootstrap and NUTS (MAP is deterministic)")
+    add("--interval", type=number, default=0.9, help="central interval for lo/hi (default 0.9)")
+    add("--seed", type=seed, default=0, help="random seed of the bootstrap and NUTS (MAP is deterministic)")
     add("--quiet", action="store_true", help="no progress lines on stderr")
-    add("--json", help="write the result as JSON to this path")
+    add("--json", metavar="PATH", help="write the result as JSON to this path")
     add("--allow-warnings", action="store_true", help="exit 0 even if the fit is flagged")
+    _memory_argument(cmd)
 
 
 def parser() -> argparse.ArgumentParser:
     """The ``bayescale`` parser: one sub-command each, every fit option on fit/forecast/optimal/compare."""
-    top = argparse.ArgumentParser(prog="bayescale", description="Fit scaling laws of language models, with honest "
+    top = Parser(prog="bayescale", description="Fit scaling laws of language models, with honest "
                                                                 "uncertainty.")
     sub = top.add_subparsers(dest="command", required=True)
     cmds = {}
@@ -86,7 +148,8 @@ def parser() -> argparse.ArgumentParser:
     for name in ("forecast", "optimal"):
         cmds[name].add_argument("--from", dest="saved", metavar="PATH",
                                 help="use a fit saved by `bayescale fit --save` instead of fitting DATA")
-    cmds["compare"].add_argument("--holdout", help='rows to forecast after refitting on the rest, e.g. "C > 6e21"')
+    cmds["compare"].add_argument("--holdout", metavar="EXPR",
+                                 help=f'rows to forecast after refitting on the rest: {EXPRESSION}, e.g. "C > 6e21"')
     cmds["compare"].set_defaults(method="nuts")
     forecast = cmds["forecast"]
     forecast.add_argument("--at", required=True, metavar="COL=V1,V2[;COL=..]",
@@ -100,8 +163,9 @@ def parser() -> argparse.ArgumentParser:
                          "rows of each NAME in --by and weight the losses (weights are normalised to sum to 1)")
     optimal.add_argument("--by", metavar="COL", help="column whose values --mix names (e.g. val_set)")
     demo = sub.add_parser("demo", help="fit the bundled Gadre et al. runs and write a plot")
-    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    demo.add_argument("--keep", type=int, default=64, help="starts polished per fit")
-    demo.add_argument("--resamples", type=int, default=200, help="bootstrap resamples per fit (default 200)")
-    demo.add_argument("--starts", type=int, default=16, help="bootstrap starts per resample (default 16)")
+    demo.add_argument("--out", default="demo_out", metavar="FOLDER", help="output folder (default: demo_out)")
+    demo.add_argument("--keep", type=whole, default=64, help="starts polished per fit")
+    demo.add_argument("--resamples", type=whole, default=200, help="bootstrap resamples per fit (default 200)")
+    demo.add_argument("--starts", type=whole, default=16, help="bootstrap starts per resample (default 16)")
+    _memory_argument(demo)
     return top

@@ -8,7 +8,8 @@ import math
 import sys
 from pathlib import Path
 
-from bayescale.convert import atomic_write, save
+from bayescale.convert import save
+from bayescale.convert.files import outputs
 from bayescale.fit import Fit
 
 
@@ -51,18 +52,35 @@ def scalars(d: dict) -> dict:
     return {k: finite(v) if isinstance(v, float) else v for k, v in d.items() if isinstance(v, (bool, int, float, str))}
 
 
-def write_outputs(args: argparse.Namespace, payload: dict, fit: Fit | None = None, draw=None) -> None:
-    """``--json``, ``--save`` and ``--plot``, each written whole or not at all (``draw()`` returns the axes)."""
-    if getattr(args, "save", None) and fit is not None:
-        save(fit, args.save)
-    if getattr(args, "plot", None) and draw is not None:
-        ax = draw()
-        atomic_write(args.plot, lambda tmp: ax.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    if args.json:
-        def write(tmp: str) -> None:
-            Path(tmp).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+OUTPUTS = {"json": "--json", "save": "--save", "plot": "--plot"}
+INPUTS = ("data", "stage2_data", "saved")
 
-        atomic_write(args.json, write)
+
+def output_paths(args: argparse.Namespace) -> dict[str, str]:
+    """``{flag: path}`` of every output the command line asks for (``demo --out`` is a folder, checked apart)."""
+    return {flag: getattr(args, dest) for dest, flag in OUTPUTS.items() if getattr(args, dest, None) is not None}
+
+
+def input_paths(args: argparse.Namespace) -> list[str]:
+    """The files the command reads (the CSV, ``--stage2-data``, ``--from``): no output may be one of them."""
+    return [getattr(args, dest) for dest in INPUTS if getattr(args, dest, None)]
+
+
+def write_outputs(args: argparse.Namespace, payload: dict, fit: Fit | None = None, draw=None) -> None:
+    """``--json``, ``--save`` and ``--plot`` as one unit: all written whole, or none (``draw()`` returns the axes)."""
+    with outputs(input_paths(args)) as unit:
+        if getattr(args, "save", None) and fit is not None:
+            unit.label(args.save, "--save")
+            save(fit, args.save)
+        if getattr(args, "plot", None) and draw is not None:
+            ax = draw()
+            unit.write(args.plot, lambda tmp: ax.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"),
+                       "--plot")
+        if args.json:
+            def write(tmp: str) -> None:
+                Path(tmp).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+            unit.write(args.json, write, "--json")
 
 
 def finish(args: argparse.Namespace, problems: str) -> int:
