@@ -30,11 +30,12 @@ import numpy as np
 import pandas as pd
 
 from bayescale.derive import Discrepancy, predictive_draws
+from bayescale.errors import interruptible
 from bayescale.evaluate.backtest import Backtest, backtest, backtest_score, learn_discrepancy
 from bayescale.evaluate.comparison import score_heldout
 from bayescale.fit import Data, DataError, Fit, Fitter, fit_map, fit_two_stage
 from bayescale.laws import Law
-from bayescale.tables import from_frame, two_stage_data
+from bayescale.tables import columns_of, expr, from_frame, two_stage_data
 
 __all__ = ["Calibration", "ExtrapolationStudy", "extrapolation_study"]
 
@@ -126,10 +127,8 @@ def _test_data(law: Law, test: pd.DataFrame, y: str) -> Data:
 
 def _tasks(frame: pd.DataFrame, holdout: str, task: str | None, chance, y: str) -> list[_Task]:
     """Each task's fitted and held-out runs; held-out runs need chance < y < 1 to be scored."""
-    try:
-        mask_all = np.asarray(frame.eval(holdout), dtype=bool)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise DataError(f"holdout {holdout!r} is not a valid condition: {exc}") from None
+    mask_all = expr.mask(holdout, columns_of(frame), what=f"holdout {expr.shown(holdout)} is not a valid condition",
+                         rows=len(frame))
     out = []
     for t in ([None] if task is None else list(dict.fromkeys(frame[task]))):
         sel = np.ones(len(frame), bool) if t is None else (frame[task] == t).to_numpy()
@@ -142,11 +141,20 @@ def _tasks(frame: pd.DataFrame, holdout: str, task: str | None, chance, y: str) 
 
 
 def _fit_all(tasks, laws, *, key, y, proxy, margin, fitter, calibrate):
-    """Fit every law on every task; the backtests of one-stage laws when calibrating."""
-    rows, pending, backtests = [], [], {}
+    """Fit every law on every task; the backtests of one-stage laws when calibrating (Ctrl-C between fits)."""
+    with interruptible(len(tasks) * len(laws), "fits") as progress:
+        return _fit_each(tasks, laws, key=key, y=y, proxy=proxy, margin=margin, fitter=fitter, calibrate=calibrate,
+                         progress=progress)
+
+
+def _fit_each(tasks, laws, *, key, y, proxy, margin, fitter, calibrate, progress):
+    rows: list[dict] = []
+    pending: list[_Pending] = []
+    backtests: dict = {}
     keys = iter(jax.random.split(key, max(1, len(tasks) * len(laws))))
     for task in tasks:
         for law in laws:
+            progress.done = len(rows)
             k = next(keys)
             row = {"task": task.name, "law": law.name, "n_fit": len(task.train), "n_heldout": len(task.test),
                    "n_heldout_unscored": task.unscored}
@@ -163,6 +171,7 @@ def _fit_all(tasks, laws, *, key, y, proxy, margin, fitter, calibrate):
                 pending.append(_Pending(row, fit, _test_data(fit.law, task.test, y), k))
             except DataError as exc:
                 row.update(mre=np.nan, mae=np.nan, coverage=np.nan, elpd_lfo=np.nan, converged=False, error=str(exc))
+    progress.done = len(rows)
     return rows, pending, backtests
 
 
@@ -274,7 +283,7 @@ def extrapolation_study(
     laws:
         The laws to compare (their names label the rows).
     holdout:
-        ``DataFrame.eval`` condition selecting the runs to forecast, e.g. ``"C > 6e21"``.
+        Condition selecting the runs to forecast (:mod:`bayescale.tables.expr`), e.g. ``"C > 6e21"``.
     key:
         Split over the (task, law) fits and their forecasts.
     chance:

@@ -1,7 +1,9 @@
-"""Where pandas meets the arrays: :func:`from_frame`, expressions, the bundled data sets."""
+"""Where pandas meets the arrays: :func:`from_frame`, expressions (:mod:`~bayescale.tables.expr`), bundled data."""
 
-from bayescale.tables import datasets
+from bayescale.tables import datasets, expr
+from bayescale.tables.expr import evaluate, mask
 from bayescale.tables.frame import (
+    columns_of,
     condition,
     derive,
     from_arrays,
@@ -12,5 +14,5 @@ from bayescale.tables.frame import (
     two_stage_data,
 )
 
-__all__ = ["condition", "datasets", "derive", "from_arrays", "from_frame", "query", "read_csv", "suggest",
-           "two_stage_data"]
+__all__ = ["columns_of", "condition", "datasets", "derive", "evaluate", "expr", "from_arrays", "from_frame", "mask",
+           "query", "read_csv", "suggest", "two_stage_data"]

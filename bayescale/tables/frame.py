@@ -4,23 +4,33 @@ Everything past :func:`from_frame` works on a :class:`~bayescale.fit.Data` value
 never sees pandas.  Bad input raises :class:`~bayescale.fit.DataError` whose message
 names the column and the rows at fault and says how to fix it.  Expressions (``--where``
 filters, ``--derive`` columns, hold-out conditions such as ``"C > 6e21"``) are read here
-too, with ``DataFrame.eval`` / ``query``.
+too, in bayescale's own small language (:mod:`bayescale.tables.expr`; never pandas ``eval``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Mapping, Sequence
+import lzma
+import os
+import stat
+import sys
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bayescale.errors import ArgumentTypeError, expect
 from bayescale.fit.data import Data, DataError
 from bayescale.laws import Law
+from bayescale.tables.expr import evaluate, mask, shown
 
-__all__ = ["condition", "derive", "from_arrays", "from_frame", "query", "read_csv", "suggest", "two_stage_data"]
+__all__ = ["columns_of", "condition", "derive", "from_arrays", "from_frame", "query", "read_csv", "suggest",
+           "two_stage_data"]
 
 _SHOW = 5
 
@@ -39,19 +49,87 @@ def suggest(name: str, options: Sequence[str], otherwise: str = "") -> str:
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else otherwise
 
 
-def read_csv(path: str) -> pd.DataFrame:
-    """A CSV table with at least one row; a missing, unreadable or empty file is a :class:`DataError`."""
+_COMPRESSION = {".gz": "gzip", ".tgz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstandard",
+                ".zip": "zip", ".tar": "tar"}
+_DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, tarfile.TarError)
+_READ_ERRORS: tuple[type[BaseException], ...] = (ValueError, ImportError, *_DECOMPRESSION_ERRORS)
+
+
+def _check_file(p: Path, name: str) -> str | None:
+    """The compression pandas will infer from the name (None: plain text); refuses what cannot be a CSV."""
+    try:
+        info = p.stat()
+    except FileNotFoundError:
+        raise DataError(f"data file {name!r} does not exist") from None
+    except OSError as exc:
+        raise DataError(f"cannot read data file {name!r}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(f"data path {name!r} is a folder; give a CSV file")
+    if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) or stat.S_ISSOCK(info.st_mode):
+        raise DataError(f"data path {name!r} is a device or socket, not a file; give a CSV file")
+    suffixes = [s.lower() for s in p.suffixes[-2:]]
+    kind = _COMPRESSION.get(suffixes[-1]) if suffixes else None
+    if kind == "gzip" and suffixes[-2:-1] == [".tar"]:
+        kind = "tar"
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8192) if kind is None and stat.S_ISREG(info.st_mode) else b""
+    except PermissionError:
+        raise DataError(f"cannot read data file {name!r}: permission denied") from None
+    except OSError as exc:
+        raise DataError(f"cannot read data file {name!r}: {exc.strerror or exc}") from None
+    if b"\x00" in head:
+        raise DataError(f"cannot read {name!r} as CSV: it is binary (it holds NUL bytes), not a text file")
+    return kind
+
+
+def _unreadable(name: str, kind: str | None, exc: BaseException) -> DataError:
+    """One line for a file pandas could not read."""
+    detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, PermissionError):
+        return DataError(f"cannot read data file {name!r}: permission denied")
+    if isinstance(exc, ImportError):
+        return DataError(f"cannot read {name!r}: reading {kind or 'compressed'} files needs an optional package "
+                         f"({detail}); or decompress the file first")
+    if isinstance(exc, ValueError) and "files found in ZIP" in detail:
+        inside = detail.partition(": ")[2] or "none"
+        return DataError(f"cannot read {name!r}: a zip archive must hold exactly one CSV file, this one holds "
+                         f"{'none' if detail.startswith('Zero') else inside}; unzip it and give the CSV")
+    if kind is not None and isinstance(exc, (*_DECOMPRESSION_ERRORS, *_zstd_errors())):
+        return DataError(f"cannot read {name!r}: it is not valid {kind} data ({detail}); the name ends in "
+                         f"{Path(name).suffix!r}, so it is read as {kind}: is the file complete, or misnamed?")
+    if isinstance(exc, UnicodeDecodeError):
+        return DataError(f"cannot read {name!r} as CSV: it is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                         f"at offset {exc.start:,}); is it a CSV file?")
+    return DataError(f"cannot read {name!r} as CSV: {detail}")
+
+
+def _zstd_errors() -> tuple[type[BaseException], ...]:
+    module = sys.modules.get("zstandard")
+    error = getattr(module, "ZstdError", None)
+    return (error,) if isinstance(error, type) and issubclass(error, BaseException) else ()
+
+
+def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """A CSV table with at least one row (compressed as its name says: .gz, .bz2, .xz, .zst, .zip).
+
+    A missing, unreadable, binary, corrupt or empty file is a :class:`DataError` naming it.
+    """
+    expect(path, (str, os.PathLike), "path", "read_csv")
+    name = str(os.fsdecode(path))
     p = Path(path)
-    if not p.exists():
-        raise DataError(f"data file {str(path)!r} does not exist")
-    if p.is_dir():
-        raise DataError(f"data path {str(path)!r} is a folder; give a CSV file")
+    kind = _check_file(p, name)
     try:
         frame = pd.read_csv(p)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"cannot read {str(path)!r} as CSV: {str(exc).splitlines()[0]}") from None
+    except _READ_ERRORS as exc:  # pandas' ParserError and UnicodeDecodeError are ValueErrors
+        raise _unreadable(name, kind, exc) from None
+    except Exception as exc:
+        if any(isinstance(exc, error) for error in _zstd_errors()):
+            raise _unreadable(name, kind, exc) from None
+        raise
     if frame.empty:
-        raise DataError(f"{str(path)!r} has no data rows")
+        raise DataError(f"{name!r} has no data rows")
     return frame
 
 
@@ -97,48 +175,86 @@ def _no_duplicate_runs(xs: Mapping[str, np.ndarray], ys: np.ndarray, rows: np.nd
         )
 
 
+class _Columns(Mapping):
+    """The columns of a table as arrays for :mod:`bayescale.tables.expr`, converted when first read."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.index = {str(c): i for i, c in enumerate(frame.columns)}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        column = self.frame.iloc[:, self.index[name]]
+        if pd.api.types.is_bool_dtype(column.dtype) and not column.isna().any():
+            return column.to_numpy(dtype=bool)
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            return column.to_numpy(dtype=float, na_value=np.nan)
+        return column.to_numpy(dtype=object, na_value=None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def columns_of(frame: pd.DataFrame) -> Mapping[str, np.ndarray]:
+    """The columns of ``frame`` by name (as text) for :func:`~bayescale.tables.expr.evaluate`, converted when read.
+
+    Numbers become float64 (missing: NaN), true/false columns bool, anything else text
+    (an object array; missing: None).
+    """
+    return _Columns(frame)
+
+
 def query(frame: pd.DataFrame, where: str | None) -> pd.DataFrame:
-    """The rows of ``frame`` selected by the ``DataFrame.query`` expression ``where`` (all if None)."""
-    if not where:
+    """The rows of ``frame`` where the condition ``where`` holds (all if None or empty).
+
+    ``where`` is an expression of :mod:`bayescale.tables.expr`, e.g. ``"loss < 3.4 and C > 1e19"``;
+    anything outside that language is an :class:`~bayescale.errors.ExpressionError`.
+    """
+    if where is None:
         return frame
-    try:
-        out = frame.query(where)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise DataError(f"--where {where!r} is not a valid filter: {exc}") from None
-    if not isinstance(out, pd.DataFrame):
-        raise DataError(f"--where {where!r} did not select rows")
-    return out
+    expect(where, str, "where", "query")
+    if not where.strip():
+        return frame
+    keep = mask(where, _Columns(frame), what=f"--where {shown(where)} is not a valid filter", rows=len(frame))
+    return frame[keep]
 
 
 def derive(frame: pd.DataFrame, specs: Sequence[str]) -> pd.DataFrame:
-    """Add columns ``NAME=EXPR`` (``DataFrame.eval``) to a copy of ``frame``, in order."""
+    """Add columns ``NAME=EXPR`` (:mod:`bayescale.tables.expr`) to a copy of ``frame``, in order.
+
+    Each may use the columns derived before it.  Rows where a derived value is NaN or
+    infinite (``log(0)``) are reported if that column is fitted (:func:`from_frame`).
+    """
+    if isinstance(specs, str) or not isinstance(specs, Sequence):
+        raise ArgumentTypeError(f"derive: specs must be a list of 'NAME=EXPR' strings, got {type(specs).__name__}")
     frame = frame.copy()
     for spec in specs:
-        name, sep, expr = spec.partition("=")
-        if not sep or not name.strip() or not expr.strip():
-            raise DataError(f"--derive {spec!r} must look like NAME=EXPR, e.g. \"D=C / (6 * N)\"")
-        try:
-            frame[name.strip()] = frame.eval(expr)
-        except Exception as exc:  # pandas raises many types for a bad expression
-            raise DataError(f"--derive {spec!r} could not be evaluated: {exc}") from None
+        expect(spec, str, "each derive spec", "derive")
+        name, sep, text = spec.partition("=")
+        if not sep or not name.strip() or not text.strip() or text.startswith("="):
+            raise DataError(f"--derive {shown(spec)} must look like NAME=EXPR, e.g. \"D=C / (6 * N)\"")
+        values = evaluate(text, _Columns(frame), what=f"--derive {shown(spec)} is not a valid expression",
+                          rows=len(frame), start=len(name) + 1)
+        frame[name.strip()] = values
     return frame
 
 
-def condition(data: Data, expr) -> np.ndarray:
+def condition(data: Data, expr, *, what: str = "condition") -> np.ndarray:
     """Mask of the rows of ``data`` meeting ``expr``.
 
-    ``expr`` is an expression over the covariate names (``"C > 6e21"``, as in
-    ``DataFrame.eval``; ``y`` names the response), a callable of the covariate dict, or a
-    boolean mask.
+    ``expr`` is an expression over the covariate names (``"C > 6e21"``, in the language of
+    :mod:`bayescale.tables.expr`; ``y`` names the response), a callable of the covariate
+    dict, or a boolean mask.  ``what`` names it in an error (``"holdout"``).
     """
     if not isinstance(expr, str):
         return data.mask(expr)
-    frame = pd.DataFrame({**data.x, "y": data.y})
-    try:
-        out = np.asarray(frame.eval(expr), dtype=bool)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise DataError(f"condition {expr!r} is not valid over columns {', '.join(frame.columns)}: {exc}") from None
-    return data.mask(out)
+    columns = {**data.x, "y": data.y}
+    return data.mask(mask(expr, columns, what=f"{what} {shown(expr)} is not a valid condition", rows=data.n))
 
 
 def _covariates(frame: pd.DataFrame, law: Law, x: list[str]) -> dict[str, np.ndarray]:
@@ -196,7 +312,7 @@ def from_frame(
     y:
         Column of the response (loss or accuracy).
     where:
-        Optional ``DataFrame.query`` expression selecting rows, e.g. ``"loss < 3.4"``.
+        Optional condition selecting rows (:mod:`bayescale.tables.expr`), e.g. ``"loss < 3.4"``.
     drop_at_chance:
         For chance-normalised accuracy laws, drop (and record) rows with
         ``Q <= Q_rand`` or ``Q >= 1``, which ``log(-log Q')`` cannot represent.
@@ -217,8 +333,9 @@ def from_frame(
     Examples
     --------
     >>> import bayescale as bs
-    >>> runs = bs.datasets.gadre_long().query("train_dataset == 'rpj' and val_set == 'c4_val'")
-    >>> bs.from_frame(runs, bs.laws.chinchilla, x=["N", "D"], y="loss")
+    >>> runs = bs.datasets.gadre_long()
+    >>> bs.from_frame(runs, bs.laws.chinchilla, x=["N", "D"], y="loss",
+    ...               where="train_dataset == 'rpj' and val_set == 'c4_val'")
     Data(35 rows: N, D -> loss)
     """
     if not isinstance(frame, pd.DataFrame):
@@ -266,7 +383,23 @@ def from_arrays(law: Law, y: np.ndarray, **x: np.ndarray) -> Data:
     missing = [c for c in law.covariate_names if c not in x]
     if missing:
         raise DataError(f"law {law.name!r} needs covariate(s) {missing}; got {sorted(x)}")
-    frame = pd.DataFrame({**{k: np.asarray(v, float) for k, v in x.items()}, "__y__": np.asarray(y, float)})
+    arrays = {"y": y, **x}
+    values = {}
+    for name, value in arrays.items():
+        try:
+            values[name] = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            kind = getattr(getattr(value, "dtype", None), "name", None) or type(value).__name__
+            raise DataError(f"from_arrays: {name} must be numbers, got {kind} values") from None
+        if values[name].ndim != 1:
+            raise DataError(f"from_arrays: {name} must be a 1-D array (one value per run), "
+                            f"got shape {values[name].shape}")
+    lengths = {name: v.shape[0] for name, v in values.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError("from_arrays: the arrays differ in length ("
+                        + ", ".join(f"{name}: {n}" for name, n in lengths.items())
+                        + "); give every covariate and y one value per run")
+    frame = pd.DataFrame({**{k: values[k] for k in x}, "__y__": values["y"]})
     d = from_frame(frame, law, x=list(law.covariate_names), y="__y__")
     return dataclasses.replace(d, columns={**{c: c for c in law.covariate_names}, "y": "y"})
 
