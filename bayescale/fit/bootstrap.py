@@ -247,9 +247,8 @@ def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000
         Issue a ``RuntimeWarning`` when the fit has problems (the full-data MAP fit did
         not converge, or more than 10 % of the resamples did not).
 
-    Ctrl-C ends the pool between two calls with :class:`~bayescale.errors.Interrupted`
-    (``interrupted after 120 of 1,000 resamples``); ``resamples`` whose results would not fit
-    in the memory budget are refused before anything is allocated.
+    Ctrl-C ends the pool between two calls (:class:`~bayescale.errors.Interrupted`); ``resamples``
+    whose results would not fit in the memory budget are refused before anything is allocated.
 
     Returns
     -------
@@ -270,11 +269,7 @@ def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000
     """
     t_start = time.perf_counter()
     _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, race, solver, map_fit)
-    n_params = law.n_params
-    # host and device bytes per resample: its key, best point and value, every draw, the converged draws
-    per_resample = 8.0 * (4 * n_params + 8)
-    require(resamples * per_resample, f"{resamples:,} bootstrap resamples of {n_params} parameters",
-            f"at most {int(budget() // per_resample):,} fit: use fewer --resamples")
+    per_resample = _resample_bytes(law, resamples)
     if map_fit is None:
         map_fit = fit_map(law, data, objective=objective, keep=max(starts, 64), warn=False)
     ids, n_clusters = _cluster_ids(scheme, data.n)
@@ -306,6 +301,16 @@ def _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, 
     expect(race, (Race, type(None)), "race", "fit_bootstrap")
     expect(solver, (ParallelLbfgs, OptaxLbfgs), "solver", "fit_bootstrap")
     expect(map_fit, (Fit, type(None)), "map_fit", "fit_bootstrap")
+
+
+def _resample_bytes(law: Law, resamples: int) -> float:
+    """Bytes each resample keeps (its key, best point and value, every draw, the converged draws);
+    ``resamples`` of them beyond the memory budget are refused before any work.
+    """
+    per_resample = 8.0 * (4 * law.n_params + 8)
+    require(resamples * per_resample, f"{resamples:,} bootstrap resamples of {law.n_params} parameters",
+            f"at most {int(budget() // per_resample):,} fit: use fewer --resamples")
+    return per_resample
 
 
 def _pool_width(n: int, jobs: int, lanes: int | None, starts: int, devices: int, *, fixed: float) -> int:

@@ -369,6 +369,16 @@ def _start_array(starts, law: Law) -> np.ndarray:
     return theta0
 
 
+def _map_problems(info: MapInfo, flat: tuple[str, ...], solved: bool, *, decreased: bool) -> tuple[str, ...]:
+    """The MAP fit's problem lines: not identified (flat optimum), not converged, or none."""
+    if flat:
+        return (not_identified(flat) + ("" if decreased else " (the objective did not decrease from its start)"),)
+    if not solved:
+        return (f"the MAP fit did not converge (steps {info.steps}, max |grad| {info.grad_norm:.2e}, "
+                f"objective {info.objective:.6g})",)
+    return ()
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -433,9 +443,7 @@ def fit_map(
     best = int(np.argmin(f))
     f_best = float(f[best])
     solved = bool(out.converged[best]) and bool(np.isfinite(f_best))
-    # converged: the solver stopped on its tolerances AND the optimum is a strict minimum; a lane
-    # that stopped on a flat region (zero gradient, no curvature) is not converged, whether or not
-    # its objective decreased from the start
+    # converged: stopped on its tolerances AND a strict minimum (a flat region is not converged)
     flat = identification(law, objective, out.u[best], x, z, w, f_best) if solved else ()
     info = MapInfo(
         point={n: float(v) for n, v in law.constrain(jnp.asarray(out.u[best])).items()},
@@ -449,14 +457,7 @@ def fit_map(
         residual_scale=robust_scale(np.asarray(fitted_residuals(law, jnp.asarray(out.u[best]), x, z))),
     )
     draws, sigma, likelihood = plug_in(info.point, (1, 1), info.residual_scale)
-    if flat:
-        moved = "" if f_best < f0[order[best]] else " (the objective did not decrease from its start)"
-        problems: tuple[str, ...] = (not_identified(flat) + moved,)
-    elif not solved:
-        problems = (f"the MAP fit did not converge (steps {info.steps}, max |grad| {info.grad_norm:.2e}, "
-                    f"objective {info.objective:.6g})",)
-    else:
-        problems = ()
+    problems = _map_problems(info, flat, solved, decreased=f_best < f0[order[best]])
     fitter = Fitter.of(fit_map, objective=objective, starts=starts, keep=keep, solver=solver)
     fit = Fit(law=law, data=data, draws=draws, sigma=sigma, likelihood=likelihood, method="map", info=info,
               problems=problems, fitter=fitter, seconds=time.perf_counter() - t0)
