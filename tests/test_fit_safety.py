@@ -235,6 +235,18 @@ def test_losses_far_from_the_start_grid_are_flagged_not_reported_converged():
     assert bs.fit_map(laws.power_law, _power(30)).ok
 
 
+def test_huber_past_its_threshold_and_a_parameter_at_its_edge_stay_converged():
+    # every residual past the Huber threshold: the objective's Hessian is zero, the law's curvature is not
+    c = np.geomspace(1e18, 1e22, 20)
+    law = laws.direct.with_chance(0.25)
+    misspecified = bs.fit_map(law, bs.from_arrays(law, y=0.25 + 0.7 / (1 + (c / 3e20) ** -0.5), C=c), keep=4)
+    assert misspecified.ok and misspecified.info.residual_scale > 0.05
+    # a pure power law fitted with a constant: E runs to the edge of its support, the curve is determined
+    pure = bs.fit_map(laws.power_law, bs.from_arrays(laws.power_law, y=900.0 * c**-0.15 * np.exp(
+        0.01 * np.random.default_rng(1).standard_normal(20)), C=c))
+    assert pure.ok and pure.point["E"] < 1e-3 and pure.point["alpha"] == pytest.approx(0.15, abs=0.01)
+
+
 # ---------------------------------------------------------------- argument types and values
 
 
