@@ -73,7 +73,7 @@ def snapshot(folder: Path) -> dict[str, tuple[str, str]]:
 
 def _saved(folder: Path, edit: str) -> list[str]:
     """A saved MAP fit of evals.csv, edited with h5py as ``edit`` says; the argv forecasting from it."""
-    subprocess.run([*CLI, "fit", "evals.csv", *ACC, "--save", "fit.nc"], cwd=folder, check=True,
+    subprocess.run([*CLI, "fit", "evals.csv", *ACC, "--allow-warnings", "--save", "fit.nc"], cwd=folder, check=True,
                    capture_output=True)
     import h5py
 
@@ -85,8 +85,16 @@ def _saved(folder: Path, edit: str) -> list[str]:
         elif edit == "data":
             f["observed_data/y"][3] = f["observed_data/y"][3] * 1.01
         elif edit == "problems":
-            f.attrs["problems"] = "[]"
+            f.attrs["problems"] = "[]" if f.attrs["problems"] != "[]" else '["a flag added by hand"]'
     return ["forecast", "--from", "fit.nc", "--at", "C=1e23", "--json", "out.json"]
+
+
+def _big(folder: Path, rows: int = 60_000) -> None:
+    rng = np.random.default_rng(1)
+    n, d = 10 ** rng.uniform(7, 10, rows), 10 ** rng.uniform(9, 12, rows)
+    loss = (1.8 + 480 * n**-0.34 + 2000 * d**-0.37) * np.exp(0.01 * rng.standard_normal(rows))
+    np.savetxt(folder / "big.csv", np.column_stack([n, d, loss]), fmt="%.8g", delimiter=",", header="N,D,loss",
+               comments="")
 
 
 def _device(folder: Path) -> str:
@@ -114,7 +122,7 @@ def _api(code: str) -> list[str]:
     return ["@python", wrapped]
 
 
-CASES: list[tuple[str, object, int]] = [
+CASES: list[tuple[str, object, int | str]] = [
     # (name, argv | (setup(folder) -> argv), expected exit status)
     ("derive @Path touch", ["fit", "runs.csv", *FIT, "--derive", "Z=@Path('pwned').touch()"], 2),
     ("derive __import__ os.system", ["fit", "runs.csv", *FIT, "--derive", "Z=__import__('os').system('touch pwned')"], 2),
@@ -142,11 +150,13 @@ CASES: list[tuple[str, object, int]] = [
     ("saved fit: later draws scaled", lambda f: _saved(f, "scale"), 2),
     ("saved fit: NaN draws", lambda f: _saved(f, "nan"), 2),
     ("saved fit: observed data edited", lambda f: _saved(f, "data"), 2),
-    ("saved fit: problems cleared", lambda f: _saved(f, "problems"), 2),
+    ("saved fit: problems edited", lambda f: _saved(f, "problems"), 2),
     ("--from a text file", ["forecast", "--from", "notnetcdf.nc", "--at", "C=1e23"], 2),
     ("--draws 1e8", ["fit", "runs.csv", *FIT, "--method", "nuts", "--draws", "1e8"], 2),
     ("--resamples 1e8", ["fit", "runs.csv", *FIT, "--method", "bootstrap", "--resamples", "1e8"], 2),
-    ("--memory too small for the screen", ["fit", "runs.csv", *FIT, "--memory", "1MB", "--keep", "64"], 2),
+    ("--memory too small for 60,000 rows", lambda f: (_big(f), ["fit", "big.csv", *FIT, "--memory", "1MB"])[1], 2),
+    ("--memory 1MB on 40 rows runs in batches", ["fit", "runs.csv", *FIT, "--memory", "1MB", "--json", "out.json"],
+     "@wrote out.json"),
     ("--memory nonsense", ["fit", "runs.csv", *FIT, "--memory", "lots"], 2),
     ("--draws 0", ["fit", "runs.csv", *FIT, "--method", "nuts", "--draws", "0"], 2),
     ("corrupt .gz", ["fit", "corrupt.csv.gz", *FIT], 2),
@@ -179,8 +189,8 @@ CASES: list[tuple[str, object, int]] = [
 
 
 def _sigint(folder: Path, env: dict) -> tuple[int, str, float]:
-    p = subprocess.Popen([*CLI, "fit", "runs.csv", *FIT[:-1], "--method", "nuts", "--warmup", "20000", "--draws",
-                          "20000", "--chains", "2", "--json", "out.json", "--save", "out.nc"],
+    p = subprocess.Popen([*CLI, "fit", "runs.csv", *FIT, "--method", "nuts", "--warmup", "100000", "--draws",
+                          "100000", "--chains", "2", "--json", "out.json", "--save", "out.nc"],
                          cwd=folder, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     time.sleep(25)
     t = time.perf_counter()
@@ -232,6 +242,12 @@ def run_case(name: str, spec, expected: int, env: dict) -> tuple[bool, str]:
         changes = [k for k in set(before) | set(snapshot(folder)) if before.get(k) != snapshot(folder).get(k)]
         lines = one_line(err)
         expected_lines = 0 if spec == "@pipe" else 1
+        if isinstance(expected, str):  # "@wrote NAME": must succeed, creating NAME and nothing else
+            wrote = expected.split()[1]
+            ok = rc == 0 and not lines and changes == [wrote]
+            why = [] if ok else [f"exit {rc}", f"changed {sorted(changes)[:3]}", *lines[-1:]]
+            return ok, f"{'ok  ' if ok else 'FAIL'} {name} ({seconds:.1f} s): wrote {sorted(changes)}" + \
+                ("" if ok else f"   <- {'; '.join(why)}")
         ok = rc == expected and len(lines) == expected_lines and "Traceback" not in err and not changes
         why = [] if ok else [f"exit {rc} (want {expected})"] + ([f"{len(lines)} stderr lines"] if len(lines) !=
                                                                expected_lines else []) + \
