@@ -22,10 +22,25 @@ from collections.abc import Mapping
 
 import jax
 import numpy as np
+import pandas as pd
 
-from bayescale.derive import Allocation, Discrepancy, Forecast, forecast, optimal_bands, predict, predict_fit_space
+from bayescale.derive import (
+    Allocation,
+    Band,
+    Discrepancy,
+    Forecast,
+    IsoflopAnalysis,
+    forecast,
+    optimal_bands,
+    predict,
+    predict_fit_space,
+)
+from bayescale.derive.checks import check_fit, check_interval, check_number, numbers_of, positive_values
+from bayescale.errors import ArgumentError, ArgumentTypeError, expect
 from bayescale.fit import Data, Fit
+from bayescale.fit.map import check_key, positive_int
 from bayescale.laws import isoflop
+from bayescale.tables.frame import suggest
 
 __all__ = [
     "plot_bands",
@@ -65,10 +80,12 @@ def plot_fit(result: Fit, data: Data, *, along: str | None = None, ax=None, labe
     For laws of several covariates the curve is drawn through each observed
     point's other covariates (points, not a line).
     """
-    ax = _axes(ax)
+    check_fit(result, "plot_fit", "result")
+    expect(data, Data, "data", "plot_fit")
     law = result.law
-    along = along or law.covariate_names[-1]
-    cov = next(c for c in law.covariates if c.name == along)
+    cov = _covariate(law, along, "plot_fit")
+    along = cov.name
+    ax = _axes(ax)
     xs = data.x[along]
     ax.scatter(xs, data.y, s=14, color="0.25", label="observed", zorder=3)
     if len(law.covariates) == 1:
@@ -86,6 +103,11 @@ def plot_fit(result: Fit, data: Data, *, along: str | None = None, ax=None, labe
 
 def plot_compute_optimal(curves: Mapping[str, Allocation], *, ax=None, styles: Mapping[str, dict] | None = None):
     """N*(C) for several fits (``label -> Allocation`` over a compute grid), log-log."""
+    if not isinstance(curves, Mapping):
+        raise ArgumentTypeError(f"plot_compute_optimal: curves must map labels to Allocation values, "
+                                f"got {type(curves).__name__}")
+    for label, alloc in curves.items():
+        expect(alloc, Allocation, f"curves[{label!r}]", "plot_compute_optimal")
     ax = _axes(ax)
     for label, alloc in curves.items():
         ax.plot(alloc.compute, np.asarray(alloc.N), label=label, **(styles or {}).get(label, {}))
@@ -101,6 +123,11 @@ def plot_compute_optimal(curves: Mapping[str, Allocation], *, ax=None, styles: M
 def plot_bands(x, bands, *, ax=None, xlabel: str = "training compute C [FLOPs]",
                ylabel: str = "compute-optimal parameters N*", logx: bool = True, logy: bool = True):
     """Median line and shaded central band for each ``label -> Band`` over the same ``x``."""
+    if not isinstance(bands, Mapping):
+        raise ArgumentTypeError(f"plot_bands: bands must map labels to Band values, got {type(bands).__name__}")
+    for label, b in bands.items():
+        expect(b, Band, f"bands[{label!r}]", "plot_bands")
+    x = numbers_of(x, "x", "plot_bands")
     ax = _axes(ax)
     for label, b in bands.items():
         (line,) = ax.plot(x, np.asarray(b.median), label=f"{label} (median)")
@@ -120,19 +147,22 @@ def plot_bands(x, bands, *, ax=None, xlabel: str = "training compute C [FLOPs]",
 # --------------------------------------------------------------------------- helpers
 
 
-def _data_of(fit: Fit, data: Data | None) -> Data:
+def _data_of(fit: Fit, data: Data | None, function: str) -> Data:
+    expect(data, (Data, type(None)), "data", function)
     data = data if data is not None else fit.data
     if data is None:
-        raise ValueError("this fit does not carry its data; pass data=")
+        raise ArgumentError(f"{function}: this fit does not carry its data; pass data=")
     return data
 
 
-def _covariate(law, along):
+def _covariate(law, along, function: str):
     along = along or law.covariate_names[-1]
+    expect(along, str, "along", function)
     try:
         return next(c for c in law.covariates if c.name == along)
     except StopIteration:
-        raise ValueError(f"law {law.name!r} has no covariate {along!r}; it reads {law.covariate_names}") from None
+        raise ArgumentError(f"{function}: law {law.name!r} has no covariate {along!r} to plot along; it reads "
+                            f"{', '.join(law.covariate_names)}.{suggest(along, law.covariate_names)}") from None
 
 
 def _axis_label(cov) -> str:
@@ -162,10 +192,17 @@ def plot_forecast(result: Fit, data: Data | None = None, *, key: jax.Array, held
     ``points`` (a :class:`~bayescale.Forecast`) marks forecast points with their predictive
     bands; ``key`` draws the predictive noise.
     """
-    ax = _axes(ax)
+    check_fit(result, "plot_forecast", "result")
+    check_key(key, "plot_forecast")
+    interval = check_interval(interval, "plot_forecast")
+    expect(heldout, (Data, type(None)), "heldout", "plot_forecast")
+    expect(points, (Forecast, type(None)), "points", "plot_forecast")
+    expect(discrepancy, (Discrepancy, type(None)), "discrepancy", "plot_forecast")
+    upto = check_number(upto, "upto", "plot_forecast", optional=True)
     law = result.law
-    data = _data_of(result, data)
-    cov = _covariate(law, along)
+    data = _data_of(result, data, "plot_forecast")
+    cov = _covariate(law, along, "plot_forecast")
+    ax = _axes(ax)
     sets = [data] + ([heldout] if heldout is not None else [])
     if points is not None:
         upto = max(upto or 0.0, float(np.max(points.x[cov.name])))
@@ -227,10 +264,11 @@ def _group_curves(ax, result: Fit, data: Data, sets, cov, upto, *, key, interval
 
 def plot_residuals(result: Fit, data: Data | None = None, *, along: str | None = None, ax=None):
     """Fit-space residuals of the runs, divided by the fitted scale sigma (medians over draws)."""
-    ax = _axes(ax)
+    check_fit(result, "plot_residuals", "result")
     law = result.law
-    data = _data_of(result, data)
-    cov = _covariate(law, along)
+    data = _data_of(result, data, "plot_residuals")
+    cov = _covariate(law, along, "plot_residuals")
+    ax = _axes(ax)
     mu = np.median(predict_fit_space(law, result.draws, data.x).reshape(-1, data.n), axis=0)
     z = np.asarray(law.response.to_fit(data.y))
     r = (z - mu) / float(np.median(result.sigma))
@@ -258,11 +296,21 @@ def plot_pairs(result: Fit, *, key: jax.Array, params=None, max_points: int = 20
     Parameters spanning more than a decade get log axes; ``key`` picks the ``max_points``
     draws scattered.  Returns the figure.
     """
+    check_fit(result, "plot_pairs", "result")
+    check_key(key, "plot_pairs")
+    positive_int(max_points, "max_points", "plot_pairs")
+    if isinstance(params, str):
+        raise ArgumentTypeError(f"plot_pairs: params must be a list of parameter names, got the text {params!r}")
     names = list(params or result.law.params)
+    for n in names:
+        if n not in result.law.params:
+            raise ArgumentError(f"plot_pairs: law {result.law.name!r} has no parameter {n!r}; it has "
+                                f"{', '.join(result.law.params)}.{suggest(str(n), result.law.params)}")
     flat = {n: np.asarray(result.draws[n]).reshape(-1) for n in names}
     count = len(next(iter(flat.values())))
     if count < 2:
-        raise ValueError(f"a {result.method} fit has {count} draw; pair plots need bootstrap or NUTS draws")
+        raise ArgumentError(f"plot_pairs: a {result.method} fit has {count} draw; pair plots need bootstrap or "
+                            "NUTS draws")
     pick = np.asarray(jax.random.permutation(key, count))[:max_points]
     plt = _pyplot()
     from matplotlib.ticker import NullFormatter
@@ -304,7 +352,8 @@ def plot_pairs(result: Fit, *, key: jax.Array, params=None, max_points: int = 20
 def plot_optimal(result: Fit | None = None, compute=None, *, mix=None, interval: float = 0.9, ax=None,
                  label: str | None = None, marks=()):
     """N*(C) with its band for one fit of a law of N and D, or a validation ``mix``; ``marks``: budgets to mark."""
-    compute = np.geomspace(1e19, 1e25, 40) if compute is None else np.asarray(compute, dtype=float)
+    compute = np.geomspace(1e19, 1e25, 40) if compute is None else positive_values(compute, "compute", "plot_optimal")
+    marks = positive_values(marks, "marks", "plot_optimal").reshape(-1) if np.size(marks) else ()
     _, bands = optimal_bands(result, compute, interval=interval, mix=mix)
     name = label or (result.law.name if result is not None else "mix")
     ax = plot_bands(compute, {name: bands["N"]}, ax=ax)
@@ -315,6 +364,13 @@ def plot_optimal(result: Fit | None = None, compute=None, *, mix=None, interval:
 
 def plot_isoflop(frame, analysis, *, compute: str = "C", size: str = "N", y: str = "loss", ax=None):
     """IsoFLOP curves: the runs of each budget, its fitted parabola and vertex N* with its band."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ArgumentTypeError(f"plot_isoflop: frame must be a pandas DataFrame, got {type(frame).__name__}")
+    expect(analysis, IsoflopAnalysis, "analysis", "plot_isoflop")
+    for argument, column in (("compute", compute), ("size", size), ("y", y)):
+        if column not in frame.columns:
+            raise ArgumentError(f"plot_isoflop: {argument} column {column!r} is not in the frame."
+                                f"{suggest(str(column), [str(c) for c in frame.columns])}")
     ax = _axes(ax)
     vertices = analysis.vertices.set_index("C")
     budgets = sorted(analysis.curves)
@@ -345,9 +401,12 @@ def plot_reliability(nominal, empirical, *, labels=None, ax=None, counts=None):
 
     ``empirical`` is one sequence per method (``labels``), each aligned with ``nominal``.
     """
+    nominal = numbers_of(nominal, "nominal", "plot_reliability")
+    series = np.atleast_2d(numbers_of(empirical, "empirical", "plot_reliability"))
+    if series.shape[-1] != nominal.size:
+        raise ArgumentError(f"plot_reliability: each series in empirical must have one value per nominal level "
+                            f"({nominal.size}), got {series.shape[-1]}")
     ax = _axes(ax)
-    nominal = np.asarray(nominal, dtype=float)
-    series = np.atleast_2d(np.asarray(empirical, dtype=float))
     labels = labels or [f"method {i}" for i in range(len(series))]
     ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1, label="calibrated")
     for lab, e in zip(labels, series):

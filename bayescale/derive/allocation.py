@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from bayescale.derive.bands import Band, band
+from bayescale.derive.checks import check_fit, check_interval, check_law, check_number, check_params, positive_values
+from bayescale.errors import ArgumentError, ArgumentTypeError
 from bayescale.fit import Fit, float64
 from bayescale.laws import Law
 
@@ -67,13 +69,14 @@ class Allocation:
                              "interior": np.ravel(self.interior)})
 
 
-def _check(law: Law) -> None:
+def _check(law: Law, function: str = "compute_optimal") -> None:
     """The law must declare a ``size`` and a ``tokens`` covariate and nothing else."""
+    check_law(law, function)
     roles = law.roles
     if "size" not in roles or "tokens" not in roles or len(law.covariates) != 2:
-        raise ValueError(
-            f"law {law.name!r} reads {', '.join(law.covariate_names)}; compute-optimal allocation needs a law of "
-            "model size and tokens only (covariates with role 'size' and 'tokens')"
+        raise ArgumentError(
+            f"{function}: law {law.name!r} reads {', '.join(law.covariate_names)}; compute-optimal allocation needs "
+            "a law of model size and tokens only (covariates with role 'size' and 'tokens')"
         )
 
 
@@ -135,6 +138,9 @@ def mix_compute_optimal(
     flops_per_token_param:
         The constant in C = k·N·D (6 for dense transformers).
 
+    Budgets that are not positive and finite are refused (an
+    :class:`~bayescale.errors.ArgumentError` naming the budget and its position).
+
     Examples
     --------
     >>> from bayescale import laws, mix_compute_optimal
@@ -143,20 +149,17 @@ def mix_compute_optimal(
     >>> round(float(a.tokens_per_param))
     18
     """
-    if not components:
-        raise ValueError("give at least one (law, params, weight) component")
-    laws = tuple(c[0] for c in components)
-    for law in laws:
-        _check(law)
-    weights = np.array([float(c[2]) for c in components])
-    if np.any(weights < 0) or not np.isfinite(weights).all() or weights.sum() <= 0:
-        raise ValueError(f"mix weights must be non-negative and not all zero, got {weights.tolist()}")
+    return _mix_optimal(components, compute, flops_per_token_param, "mix_compute_optimal")
+
+
+@float64
+def _mix_optimal(components, compute, flops_per_token_param, function: str) -> Allocation:
+    """:func:`mix_compute_optimal`, naming ``function`` in its errors."""
+    laws, weights, c = _components(components, compute, flops_per_token_param, function)
+    flops_per_token_param = float(flops_per_token_param)
     params = [{n: jnp.asarray(p[n], dtype=jnp.float64) for n in law.params} for law, p, _ in components]
     batch = jnp.broadcast_shapes(*(v.shape for p in params for v in p.values()))
     flat = tuple({n: jnp.broadcast_to(v, batch).reshape(-1) for n, v in p.items()} for p in params)
-    c = np.asarray(compute, dtype=float)
-    if np.any(~np.isfinite(c)) or np.any(c <= 0):
-        raise ValueError("compute budgets must be positive and finite")
     log_c = jnp.log(jnp.asarray(c, dtype=jnp.float64)).reshape(-1)
     w = jnp.asarray(weights)
 
@@ -177,6 +180,27 @@ def mix_compute_optimal(
     )
 
 
+def _components(components, compute, flops_per_token_param, function: str):
+    """The checked ``(laws, weights, budgets)`` of :func:`mix_compute_optimal`'s arguments."""
+    if isinstance(components, (str, bytes, Mapping)) or not isinstance(components, Sequence):
+        raise ArgumentTypeError(f"{function}: components must be a list of (law, params, weight) triples, "
+                                f"got {type(components).__name__}")
+    if not components:
+        raise ArgumentError(f"{function}: give at least one (law, params, weight) component")
+    for i, part in enumerate(components):
+        if not isinstance(part, (tuple, list)) or len(part) != 3:
+            raise ArgumentTypeError(f"{function}: components[{i}] must be a (law, params, weight) triple, "
+                                    f"got {type(part).__name__}")
+        _check(part[0], function)
+        check_params(part[0], part[1], function, f"components[{i}] params")
+        check_number(part[2], f"components[{i}] weight", function)
+    weights = np.array([float(part[2]) for part in components])
+    if np.any(weights < 0) or weights.sum() <= 0:
+        raise ArgumentError(f"{function}: mix weights must be non-negative and not all zero, got {weights.tolist()}")
+    check_number(flops_per_token_param, "flops_per_token_param", function, positive=True)
+    return tuple(part[0] for part in components), weights, positive_values(compute, "compute", function)
+
+
 def compute_optimal(law: Law, params: Mapping[str, object], compute, *,
                     flops_per_token_param: float = 6.0) -> Allocation:
     """N*(C), D*(C) and tokens per parameter for one fitted law (see :func:`mix_compute_optimal`).
@@ -186,7 +210,7 @@ def compute_optimal(law: Law, params: Mapping[str, object], compute, *,
     >>> f"{float(compute_optimal(laws.chinchilla, p, 1e23).N):.3g}"
     '2.98e+10'
     """
-    return mix_compute_optimal([(law, params, 1.0)], compute, flops_per_token_param=flops_per_token_param)
+    return _mix_optimal([(law, params, 1.0)], compute, flops_per_token_param, "compute_optimal")
 
 
 # --------------------------------------------------------------------------- bands over fits
@@ -197,6 +221,10 @@ def paired(fits: Sequence[Fit]) -> list[dict[str, np.ndarray]]:
 
     Separate fits are independent, so pairing their draws by index gives joint draws.
     """
+    if isinstance(fits, (str, bytes, Mapping)) or not isinstance(fits, Sequence) or not fits:
+        raise ArgumentTypeError(f"paired: fits must be a non-empty list of Fit, got {type(fits).__name__}")
+    for i, f in enumerate(fits):
+        check_fit(f, "paired", f"fits[{i}]")
     n = min(f.n_draws for f in fits)
     return [{k: np.asarray(v).reshape(-1)[:n][None, :] for k, v in f.draws.items()} for f in fits]
 
@@ -217,15 +245,23 @@ def optimal_bands(
     allocation for every draw, laid out ``(chain, draw) + shape of compute``, and a band
     per quantity.
     """
+    interval = check_interval(interval, "optimal_bands")
     if mix is None:
         if fit is None:
-            raise ValueError("give a fit or a mix")
-        mix = [(fit, 1.0)]
+            raise ArgumentError("optimal_bands: give a fit or a mix")
+        mix = [(check_fit(fit, "optimal_bands"), 1.0)]
     elif fit is not None:
-        raise ValueError("give either fit or mix, not both")
+        raise ArgumentError("optimal_bands: give either fit or mix, not both")
+    if isinstance(mix, (str, bytes, Mapping)) or not isinstance(mix, Sequence) or not mix:
+        raise ArgumentTypeError(f"optimal_bands: mix must be a non-empty list of (fit, weight) pairs, "
+                                f"got {type(mix).__name__}")
+    for i, part in enumerate(mix):
+        if not isinstance(part, (tuple, list)) or len(part) != 2:
+            raise ArgumentTypeError(f"optimal_bands: mix[{i}] must be a (fit, weight) pair, got {type(part).__name__}")
+        check_fit(part[0], "optimal_bands", f"mix[{i}] fit")
     draws = paired([f for f, _ in mix]) if len(mix) > 1 else [mix[0][0].draws]
-    alloc = mix_compute_optimal([(f.law, d, float(w)) for d, (f, w) in zip(draws, mix)], compute,
-                                flops_per_token_param=flops_per_token_param)
+    alloc = _mix_optimal([(f.law, d, w) for d, (f, w) in zip(draws, mix)], compute, flops_per_token_param,
+                         "optimal_bands")
     bands = {name: band(getattr(alloc, name), interval) for name in ("N", "D", "tokens_per_param", "loss")}
     return alloc, bands
 
@@ -272,27 +308,42 @@ def compute_to_reach(law: Law, params: Mapping[str, object], target: float, *,
     For a law of compute alone (a covariate with role ``compute``) this solves
     ``law(C) = target``; for a law of model size and tokens it follows the
     compute-optimal frontier (the least compute that reaches the target).  Draws that
-    never reach the target below 1e32 FLOPs give ``inf``.  ``params`` may hold arrays of
-    draws of any leading shape (see :func:`reach_bands` for a fit).
+    never reach the target below 1e32 FLOPs give ``inf`` (a loss target below the law's
+    irreducible loss ``E``, say), and a target already reached at 1e12 FLOPs gives 1e12, the
+    lower end of the search.  A target the response cannot take (a loss <= 0, an accuracy
+    outside [0, 1], or at or below the chance level of a chance-normalised accuracy) is
+    refused.  ``params`` may hold arrays of draws of any leading shape (see
+    :func:`reach_bands` for a fit).
 
     >>> from bayescale import laws
     >>> p = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
     >>> f"{float(compute_to_reach(laws.chinchilla, p, 2.0)):.3g}"
     '2.43e+23'
     """
-    if "compute" in law.roles:
-        if len(law.covariates) != 1:
-            raise ValueError(f"law {law.name!r} reads {law.covariate_names}; compute_to_reach needs a law of compute "
-                             "alone or of model size and tokens")
-    else:
-        _check(law)
-    if not np.isfinite(target):
-        raise ValueError(f"target must be finite, got {target}")
+    _check_reach(law, params, target, flops_per_token_param, "compute_to_reach")
     arrays = {n: jnp.asarray(params[n], dtype=jnp.float64) for n in law.params}
     shape = jnp.broadcast_shapes(*(v.shape for v in arrays.values()))
     flat = {n: jnp.broadcast_to(v, shape).reshape(-1) for n, v in arrays.items()}
-    out = jax.vmap(lambda q: _reach(law, q, jnp.asarray(float(target)), flops_per_token_param))(flat)
+    out = jax.vmap(lambda q: _reach(law, q, jnp.asarray(float(target)), float(flops_per_token_param)))(flat)
     return np.asarray(out).reshape(shape)
+
+
+def _check_reach(law: Law, params, target, flops_per_token_param, function: str) -> None:
+    check_law(law, function)
+    if "compute" in law.roles:
+        if len(law.covariates) != 1:
+            raise ArgumentError(f"{function}: law {law.name!r} reads {', '.join(law.covariate_names)}; it needs a law "
+                                "of compute alone or of model size and tokens")
+    else:
+        _check(law, function)
+    check_params(law, params, function)
+    check_number(flops_per_token_param, "flops_per_token_param", function, positive=True)
+    value = check_number(target, "target", function)
+    check = law.response.validate(np.array([value]))
+    if check.invalid[0] or check.unusable[0]:
+        why = check.invalid_reason if check.invalid[0] else check.unusable_reason
+        raise ArgumentError(f"{function}: target {value:g} is outside what law {law.name!r} can reach "
+                            f"({law.response.label}: {why})")
 
 
 def reach_bands(fit: Fit, target: float, *, interval: float = 0.9,
@@ -301,5 +352,7 @@ def reach_bands(fit: Fit, target: float, *, interval: float = 0.9,
 
     An upper bound of ``inf`` means "maybe never".
     """
+    check_fit(fit, "reach_bands")
+    interval = check_interval(interval, "reach_bands")
     values = compute_to_reach(fit.law, fit.draws, target, flops_per_token_param=flops_per_token_param)
     return values, band(values, interval)

@@ -20,8 +20,11 @@ import numpy as np
 import pandas as pd
 
 from bayescale.derive.bands import Band, band
+from bayescale.derive.checks import check_fit, check_interval, covariate_values
 from bayescale.derive.prediction import predict_fit_space
+from bayescale.errors import ArgumentError, ArgumentTypeError, expect
 from bayescale.fit import Fit, float64
+from bayescale.fit.map import check_key
 from bayescale.fit.model import observe
 
 __all__ = ["Discrepancy", "Forecast", "forecast", "predictive_draws"]
@@ -37,6 +40,13 @@ class Discrepancy:
     n_origins: int = 0
     n_tasks: int = 1
     level: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float, np.number)) \
+                or not np.isfinite(self.tau) or self.tau < 0:
+            raise ArgumentError(f"Discrepancy: tau must be a finite number >= 0, got {self.tau!r}")
+        if not isinstance(self.along, str) or not self.along:
+            raise ArgumentTypeError(f"Discrepancy: along must name a covariate (a str), got {self.along!r}")
 
     def scale(self, x_along, x_max: float) -> np.ndarray:
         d = np.maximum(0.0, np.log(np.asarray(x_along, dtype=float) / float(x_max)))
@@ -93,10 +103,14 @@ def forecast(fit: Fit, x: Mapping[str, object], *, key: jax.Array, interval: flo
     >>> f = forecast(fit, {"C": 1e24}, key=jax.random.key(0))
     >>> bool(f.predictive.lo <= f.estimate <= f.predictive.hi)
     True
+
+    Covariates outside the law's domain (``C <= 0`` where the law takes ``log C``), NaN or inf
+    are refused with an :class:`~bayescale.errors.ArgumentError` naming the covariate and the point.
     """
-    mean, pred = predictive_draws(fit, x, key=key, discrepancy=discrepancy)
+    interval = check_interval(interval, "forecast")
+    mean, pred = _draws(fit, x, key, discrepancy, "forecast")
     credible = band(mean, interval)
-    return Forecast(x={k: np.asarray(v, dtype=float) for k, v in x.items()}, estimate=credible.median,
+    return Forecast(x=covariate_values(fit.law, x, "forecast"), estimate=credible.median,
                     credible=credible, predictive=band(pred, interval), method=fit.method, discrepancy=discrepancy)
 
 
@@ -104,8 +118,10 @@ def _extra(fit: Fit, x: Mapping[str, object], shape: tuple[int, ...], discrepanc
     if discrepancy is None:
         return None
     if fit.data is None or discrepancy.along not in fit.data.x:
-        raise ValueError(f"a discrepancy along {discrepancy.along!r} needs the fit's data "
-                         f"(the largest fitted {discrepancy.along})")
+        raise ArgumentError(f"a discrepancy along {discrepancy.along!r} needs the fit's data "
+                            f"(the largest fitted {discrepancy.along})")
+    if discrepancy.along not in x:
+        raise ArgumentError(f"a discrepancy along {discrepancy.along!r} needs x[{discrepancy.along!r}]")
     x_along = np.broadcast_to(np.asarray(x[discrepancy.along], dtype=float), shape)
     return jnp.asarray(discrepancy.scale(x_along, float(np.max(fit.data.x[discrepancy.along]))))
 
@@ -118,6 +134,16 @@ def predictive_draws(fit: Fit, x: Mapping[str, object], *, key: jax.Array,
     The predictive draws repeat the parameter draws so that at least 4,000 samples carry the
     noise (a MAP fit is one draw).  ``discrepancy`` as in :func:`forecast`.
     """
+    return _draws(fit, x, key, discrepancy, "predictive_draws")
+
+
+@float64
+def _draws(fit: Fit, x: Mapping[str, object], key: jax.Array, discrepancy: Discrepancy | None,
+           function: str) -> tuple[np.ndarray, np.ndarray]:
+    check_fit(fit, function)
+    check_key(key, function)
+    expect(discrepancy, (Discrepancy, type(None)), "discrepancy", function)
+    x = covariate_values(fit.law, x, function)
     mu = predict_fit_space(fit.law, fit.draws, x)  # (chain, draw) + shape
     reps = -(-_MIN_NOISE // fit.n_draws)
     extra = _extra(fit, x, mu.shape[2:], discrepancy)

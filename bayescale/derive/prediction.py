@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayescale.derive.checks import check_law, check_params, covariate_values
 from bayescale.fit import float64
 from bayescale.laws import Law
 
@@ -27,13 +28,10 @@ def _predict(law: Law, flat_params, x, natural: bool):
     return jax.vmap(lambda p: fn(p, x))(flat_params)
 
 
-def _run(law: Law, params: Mapping[str, object], x: Mapping[str, object], natural: bool) -> np.ndarray:
-    missing = [n for n in law.params if n not in params]
-    if missing:
-        raise KeyError(f"law {law.name!r}: parameter(s) {missing} missing from params")
-    absent = [c for c in law.covariate_names if c not in x]
-    if absent:
-        raise KeyError(f"law {law.name!r} needs covariate(s) {absent}; got {sorted(x)}")
+def _run(law: Law, params: Mapping[str, object], x: Mapping[str, object], natural: bool, function: str) -> np.ndarray:
+    check_law(law, function)
+    check_params(law, params, function)
+    x = covariate_values(law, x, function)
     p = {n: jnp.asarray(params[n], dtype=jnp.float64) for n in law.params}
     batch = jnp.broadcast_shapes(*(v.shape for v in p.values()))
     flat = {n: jnp.broadcast_to(v, batch).reshape(-1) for n, v in p.items()}
@@ -53,10 +51,15 @@ def predict(law: Law, params: Mapping[str, object], x: Mapping[str, object]) -> 
     >>> float(predict(laws.chinchilla, p, dict(N=7e10, D=1.4e12)).round(3))
     1.973
     """
-    return _run(law, params, x, natural=True)
+    return _run(law, params, x, True, "predict")
 
 
 @float64
 def predict_fit_space(law: Law, params: Mapping[str, object], x: Mapping[str, object]) -> np.ndarray:
-    """Prediction in the law's fit space (``log L``, ``log(-log Q')``, ...)."""
-    return _run(law, params, x, natural=False)
+    """Prediction in the law's fit space (``log L``, ``log(-log Q')``, ...).
+
+    Covariate values outside the law's domain (``C <= 0`` for a law that takes ``log C``), NaN
+    or inf are refused (:class:`~bayescale.errors.ArgumentError` naming the covariate and the
+    point), in :func:`predict` too.
+    """
+    return _run(law, params, x, False, "predict_fit_space")

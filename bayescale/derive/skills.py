@@ -20,10 +20,14 @@ import pandas as pd
 
 from bayescale.derive.allocation import compute_optimal, mix_compute_optimal, paired
 from bayescale.derive.bands import Band, band
+from bayescale.derive.checks import check_fit, check_interval, check_number, numbers_of, positive_values
 from bayescale.derive.prediction import predict
+from bayescale.errors import ArgumentError, ArgumentTypeError, expect
 from bayescale.fit import DataError, Fit, Fitter, float64
+from bayescale.fit.map import check_key, positive_int
 from bayescale.laws import isoflop
 from bayescale.tables import from_frame
+from bayescale.tables.frame import suggest
 
 __all__ = ["IsoflopAnalysis", "isoflop_analysis", "isoflop_grid", "mix_curve"]
 
@@ -36,6 +40,15 @@ def mix_curve(fit_a: Fit, fit_b: Fit, weights: Sequence[float], compute: float, 
     ``shift = N*(w) / N*(0) - 1`` (computed draw by draw, so its band accounts for the
     correlation between the two ends) with ``shift_median, shift_lo, shift_hi``.
     """
+    check_fit(fit_a, "mix_curve", "fit_a")
+    check_fit(fit_b, "mix_curve", "fit_b")
+    interval = check_interval(interval, "mix_curve")
+    check_number(compute, "compute", "mix_curve", positive=True)
+    w_all = numbers_of(weights, "weights", "mix_curve").reshape(-1)
+    outside = (w_all < 0) | (w_all > 1) | ~np.isfinite(w_all)
+    if outside.any():
+        raise ArgumentError(f"mix_curve: weights must lie in [0, 1]; got {w_all[outside][0]:g} at point "
+                            f"{int(np.flatnonzero(outside)[0])}")
     a, b = paired([fit_a, fit_b])
 
     def n_star(w: float) -> np.ndarray:
@@ -44,8 +57,8 @@ def mix_curve(fit_a: Fit, fit_b: Fit, weights: Sequence[float], compute: float, 
 
     base = n_star(0.0)
     rows = []
-    for w in weights:
-        n = n_star(min(max(float(w), 0.0), 1.0))
+    for w in w_all:
+        n = n_star(float(w))
         nb, sb = band(n, interval), band(n / base - 1.0, interval)
         rows.append(dict(weight=float(w), N_median=float(nb.median), N_lo=float(nb.lo), N_hi=float(nb.hi),
                          shift_median=float(sb.median), shift_lo=float(sb.lo), shift_hi=float(sb.hi)))
@@ -72,7 +85,7 @@ class IsoflopAnalysis:
         return band(self.exponent[None, :], self.interval)
 
     def n_star(self, compute) -> tuple[np.ndarray, Band]:
-        c = np.log(np.atleast_1d(np.asarray(compute, dtype=float)))
+        c = np.log(np.atleast_1d(positive_values(compute, "compute", "IsoflopAnalysis.n_star")))
         draws = np.exp(self.log_k[:, None] + self.exponent[:, None] * c[None, :])
         return draws, band(draws[None], self.interval)
 
@@ -94,8 +107,9 @@ def isoflop_analysis(
     (``Fitter.of(fit_bootstrap, resamples=200)`` or ``Fitter.of(fit_nuts)``); ``key`` is
     split over the budgets.  Budgets with fewer than ``min_sizes`` distinct sizes are skipped (a parabola
     needs at least 3 points, and a vertex outside the trained sizes is an extrapolation:
-    it is flagged in the ``inside`` column).
+    it is flagged in the ``inside`` column).  Budgets must be positive and finite.
     """
+    _check_isoflop(frame, fitter, key, (compute, size, y), interval, min_sizes)
     rows, vertex_draws, curves = [], [], {}
     groups = list(frame.groupby(compute))
     for (c, group), k in zip(groups, jax.random.split(key, len(groups))):
@@ -122,6 +136,25 @@ def isoflop_analysis(
     coef, *_ = np.linalg.lstsq(design, log_n.T, rcond=None)  # (2, draw)
     return IsoflopAnalysis(vertices=pd.DataFrame(rows), exponent=coef[1], log_k=coef[0], interval=interval,
                            curves=curves)
+
+
+def _check_isoflop(frame, fitter, key, columns, interval, min_sizes) -> None:
+    function = "isoflop_analysis"
+    if not isinstance(frame, pd.DataFrame):
+        raise ArgumentTypeError(f"{function}: frame must be a pandas DataFrame (one row per run), "
+                                f"got {type(frame).__name__}")
+    expect(fitter, Fitter, "fitter", function)
+    check_key(key, function)
+    check_interval(interval, function)
+    if positive_int(min_sizes, "min_sizes", function) < 3:
+        raise ArgumentError(f"{function}: min_sizes must be at least 3 (a parabola needs 3 sizes), got {min_sizes}")
+    for argument, column in zip(("compute", "size", "y"), columns):
+        expect(column, str, argument, function)
+        if column not in frame.columns:
+            names = [str(c) for c in frame.columns]
+            hint = suggest(column, names, f" Columns: {', '.join(names)}")
+            raise ArgumentError(f"{function}: {argument} column {column!r} is not in the frame.{hint}")
+    positive_values(frame[columns[0]].to_numpy(), f"{columns[0]!r} (compute)", function)
 
 
 @float64

@@ -7,8 +7,10 @@ fitted runs.  A band built from that scatter alone is too narrow exactly where u
 * :func:`backtest` -- rolling-origin (leave-future-out) evaluation *on the fit side alone*:
   refit the law on the runs up to each cut-off, forecast the later runs, and record each
   error in fit space with the cut-off fit's residual scale and the extrapolation distance
-  ``d = ln(x / x_cut)`` (e-folds of compute beyond the cut-off's largest run).  All cut-offs
-  are fitted in one batched, compiled multi-start L-BFGS (the cut-offs are weight masks).
+  ``d = ln(x / x_cut)`` (e-folds of compute beyond the cut-off's largest run).  Each cut-off is
+  one multi-start L-BFGS fit (the cut-offs are weight masks over the same rows, so one compiled
+  program serves them all), run in turn: Ctrl-C between two cut-offs ends in one
+  :class:`~bayescale.errors.Interrupted` line (``interrupted after 3 of 12 cut-offs``).
 * :func:`learn_discrepancy` -- the one number the backtests teach: ``tau``, the standard
   deviation of the law's own error per e-fold of extrapolation, by maximum likelihood under
   ``e ~ Normal(0, s² + (tau·d)²)``.  Pass several backtests (tasks) to pool them.
@@ -33,10 +35,32 @@ import pandas as pd
 from jax.scipy.special import ndtri
 
 from bayescale.derive import Discrepancy
-from bayescale.fit import Data, DataError, Objective, ParallelLbfgs, Solver, SquaredError, float64, starts_for
-from bayescale.fit.map import fit_arrays, fitted_residuals, polish, screen
+from bayescale.derive.checks import check_interval, check_number, numbers_of
+from bayescale.errors import ArgumentError, ArgumentTypeError, Interrupted, expect, interruptible
+from bayescale.fit import (
+    Data,
+    DataError,
+    Objective,
+    OptaxLbfgs,
+    ParallelLbfgs,
+    Solver,
+    SquaredError,
+    float64,
+    starts_for,
+)
+from bayescale.fit.map import (
+    check_fit_inputs,
+    fit_arrays,
+    fitted_residuals,
+    polish_starts,
+    polish_width,
+    positive_int,
+    screen_starts,
+    screen_width,
+)
 from bayescale.fit.model import log_abs_dz_dy
 from bayescale.laws import Law
+from bayescale.tables.frame import suggest
 
 __all__ = ["Backtest", "backtest", "backtest_score", "calibration_report", "learn_discrepancy"]
 
@@ -94,13 +118,9 @@ def backtest(
     cut-off gets its own multi-start fit (its best ``starts`` grid points, screened on its
     own runs: nothing of the future leaks into a cut-off's fit).
     """
-    along = along or next((c.name for c in reversed(law.covariates) if c.log_scale), law.covariate_names[-1])
-    if along not in data.x:
-        raise DataError(f"law {law.name!r} has no covariate {along!r} to backtest along; "
-                        f"it reads {law.covariate_names}")
+    along, min_runs = _check_backtest(law, data, along, origins, min_runs, most, objective, starts, solver)
     xa = np.asarray(data.x[along], dtype=float)
-    min_runs = min_runs or max(law.n_params + 3, 10)
-    cuts = (np.asarray(sorted(origins), dtype=float) if origins is not None
+    cuts = (np.sort(numbers_of(origins, "origins", "backtest").reshape(-1)) if origins is not None
             else _default_origins(xa, min_runs, most))
     cuts = np.array([c for c in cuts if (xa <= c).sum() >= min_runs and (xa > c).any()])
     if len(cuts) == 0:
@@ -135,23 +155,61 @@ def backtest(
     return Backtest(law=law, along=along, errors=pd.DataFrame(rows), origins=pd.DataFrame(origin_rows))
 
 
-def _cutoff_fits(law: Law, data: Data, masks: np.ndarray, objective: Objective, starts: int, solver: Solver):
-    """Every cut-off's multi-start fit in one batched call: its best point, converged flag, objective.
+def _check_backtest(law, data, along, origins, min_runs, most, objective, starts, solver) -> tuple[str, int]:
+    """The checked ``along`` and ``min_runs`` of :func:`backtest`; errors name the argument."""
+    check_fit_inputs(law, data, "backtest")
+    if along is None:
+        along = next((c.name for c in reversed(law.covariates) if c.log_scale), law.covariate_names[-1])
+    expect(along, str, "along", "backtest")
+    if along not in law.covariate_names:
+        raise ArgumentError(f"backtest: along must be a covariate of law {law.name!r} "
+                            f"({', '.join(law.covariate_names)}), got {along!r}.{suggest(along, law.covariate_names)}")
+    if origins is not None:
+        cuts = numbers_of(origins, "origins", "backtest")
+        if not np.all(np.isfinite(cuts)):
+            raise ArgumentError(f"backtest: origins must be finite numbers, got {cuts.tolist()}")
+    positive_int(most, "most", "backtest")
+    positive_int(starts, "starts", "backtest")
+    if not callable(objective) or not hasattr(objective, "describe"):
+        raise ArgumentTypeError(f"backtest: objective must be an Objective such as SquaredError() or Huber(1e-3), "
+                                f"got {type(objective).__name__}")
+    expect(solver, (ParallelLbfgs, OptaxLbfgs), "solver", "backtest")
+    min_runs = positive_int(min_runs, "min_runs", "backtest", optional=True)
+    return along, min_runs or max(law.n_params + 3, 10)
 
-    Each cut-off screens the grid on its own runs (the masks), so no future leaks in.
+
+def _cutoff_fits(law: Law, data: Data, masks: np.ndarray, objective: Objective, starts: int, solver: Solver):
+    """Every cut-off's multi-start fit, one cut-off after another: best points, converged flags, objectives.
+
+    The batches are sized to the memory budget (refused before any work when even one start
+    does not fit); Ctrl-C between cut-offs ends in ``interrupted after k of K cut-offs``.
     """
     x, z = fit_arrays(law, data)
     grid = law.unconstrain(jnp.asarray(starts_for(law, data)))
-    values = jax.vmap(lambda w: screen(law, objective, grid, x, z, w))(jnp.asarray(masks))  # (K, G)
-    best = np.argsort(np.asarray(values), axis=1, kind="stable")[:, :starts]
-    u0 = np.asarray(grid)[best].reshape(-1, law.n_params)  # (K*S, P)
-    out = polish(law, objective, solver, jnp.asarray(u0), x, z, jnp.asarray(np.repeat(masks, best.shape[1], axis=0)))
-    k = len(masks)
-    f = np.where(np.isfinite(np.asarray(out.value)), np.asarray(out.value), np.inf).reshape(k, -1)
-    pick = np.argmin(f, axis=1)
-    u_best = np.asarray(out.u).reshape(k, -1, law.n_params)[np.arange(k), pick]
-    ok = np.asarray(out.converged).reshape(k, -1)[np.arange(k), pick]
-    return u_best, ok, f[np.arange(k), pick]
+    keep = min(starts, grid.shape[0])
+    widths = screen_width(x, z, grid.shape[0]), polish_width(x, z, keep)
+    results = []
+    with interruptible(len(masks), "cut-offs") as progress:
+        for mask in masks:
+            try:
+                results.append(_cutoff_fit(law, objective, solver, grid, x, z, jnp.asarray(mask), keep, widths))
+            except Interrupted:  # inside one cut-off's batches: count cut-offs, the unit of this work
+                raise KeyboardInterrupt from None
+            progress.done += 1
+    u_best, ok, f_best = (np.stack(r) for r in zip(*results))
+    return u_best, ok, f_best
+
+
+def _cutoff_fit(law: Law, objective: Objective, solver: Solver, grid, x, z, w, keep: int, widths: tuple[int, int]):
+    """One cut-off's fit on the runs its weights ``w`` select: its best ``keep`` grid points (screened on
+    those runs alone: nothing of the future leaks in) polished; the best point, converged flag, objective.
+    """
+    values = screen_starts(law, objective, grid, x, z, w, widths[0])
+    best = np.argsort(values, kind="stable")[:keep]
+    out = polish_starts(law, objective, solver, grid[best], x, z, w, widths[1])
+    f = np.where(np.isfinite(out.value), out.value, np.inf)
+    pick = int(np.argmin(f))
+    return out.u[pick], bool(out.converged[pick]), float(f[pick])
 
 
 # --------------------------------------------------------------------------- the discrepancy
@@ -175,17 +233,23 @@ def learn_discrepancy(*backtests: Backtest, converged_only: bool = True, level: 
     hierarchical level would give with a tight hyperprior.
     """
     if not backtests:
-        raise ValueError("give at least one backtest")
+        raise ArgumentError("learn_discrepancy: give at least one backtest")
+    for i, b in enumerate(backtests):
+        expect(b, Backtest, f"backtest {i + 1}", "learn_discrepancy")
+    if level is not None:
+        check_interval(level, "learn_discrepancy", "level")
+    if max_distance is not None:
+        check_number(max_distance, "max_distance", "learn_discrepancy", positive=True)
     along = {b.along for b in backtests}
     if len(along) > 1:
-        raise ValueError(f"backtests along different covariates {sorted(along)} cannot share a discrepancy")
+        raise ArgumentError(f"backtests along different covariates {sorted(along)} cannot share a discrepancy")
     frames = [b.errors[b.errors.converged] if converged_only else b.errors for b in backtests]
     errors = pd.concat(frames, ignore_index=True)
     errors = errors[errors.distance > 0]
     if max_distance is not None:
         errors = errors[errors.distance <= max_distance]
     if errors.empty:
-        raise ValueError("no backtest error beyond a cut-off's largest run to learn from")
+        raise ArgumentError("learn_discrepancy: no backtest error beyond a cut-off's largest run to learn from")
     e, d = errors["error"].to_numpy(dtype=float), errors["distance"].to_numpy(dtype=float)
     s = np.maximum(np.hypot(errors["scale"].to_numpy(dtype=float), errors["param_sd"].to_numpy(dtype=float)), 1e-12)
     grid = np.concatenate([[0.0], np.geomspace(1e-5, 10.0, 600)])
@@ -213,6 +277,7 @@ def backtest_score(backtest_result: Backtest, discrepancy: Discrepancy | None = 
     scale.  Higher is better; it ranks law forms by how well they *extrapolate* on the runs the
     user has, which is what the calibrated forecast selects by.
     """
+    _check_result(backtest_result, discrepancy, "backtest_score")
     err = backtest_result.errors[backtest_result.errors.converged]
     if err.empty:
         return float("-inf")
@@ -225,6 +290,11 @@ def backtest_score(backtest_result: Backtest, discrepancy: Discrepancy | None = 
 
 
 # --------------------------------------------------------------------------- calibration report
+
+
+def _check_result(backtest_result, discrepancy, function: str) -> None:
+    expect(backtest_result, Backtest, "backtest_result", function)
+    expect(discrepancy, (Discrepancy, type(None)), "discrepancy", function)
 
 
 def _interval_score(lo, hi, y, level):
@@ -243,6 +313,11 @@ def calibration_report(backtest_result: Backtest, discrepancy: Discrepancy | Non
     discrepancy was learned from these same backtests the calibrated coverage is in-sample;
     check it on held-out runs too (``bayescale.extrapolation``'s studies do).
     """
+    _check_result(backtest_result, discrepancy, "calibration_report")
+    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence | np.ndarray) or len(levels) == 0:
+        raise ArgumentTypeError(f"calibration_report: levels must be a list of band levels such as [0.5, 0.9], "
+                                f"got {levels!r}")
+    levels = [check_interval(v, "calibration_report", "levels") for v in levels]
     err = backtest_result.errors[backtest_result.errors.converged]
     e, d = err["error"].to_numpy(dtype=float), err["distance"].to_numpy(dtype=float)
     s = np.hypot(err["scale"].to_numpy(dtype=float), err["param_sd"].to_numpy(dtype=float))

@@ -25,7 +25,10 @@ import pandas as pd
 from numpyro.infer import Predictive
 
 from bayescale.derive import predict
-from bayescale.fit import DataError, Likelihood, StudentT, fit_nuts, float64, model
+from bayescale.derive.checks import check_interval, check_law, covariate_values
+from bayescale.errors import ArgumentError, ArgumentTypeError, Interrupted, interruptible
+from bayescale.fit import DataError, Gaussian, HuberLikelihood, Likelihood, StudentT, fit_nuts, float64, model
+from bayescale.fit.map import check_key, positive_int
 from bayescale.laws import Law
 from bayescale.tables import from_arrays
 
@@ -76,40 +79,72 @@ def coverage_study(
     at which the mean law is checked (beyond the runs, as in a forecast).
     """
     t0 = time.perf_counter()
+    _check_study(law, x, extrapolate, key, datasets, interval, likelihood, (chains, warmup, draws))
     tail = (1.0 - interval) / 2.0
-    rows = []
+    rows: list[dict] = []
     flagged = 0
     keys = jax.random.split(key, datasets)
-    xj = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in x.items()}
-    n = int(np.broadcast_shapes(*(np.shape(v) for v in x.values()))[0])
-    done = 0
-    attempt = 0
-    while done < datasets:
-        k_sim, k_fit = jax.random.split(keys[done] if attempt == 0 else jax.random.fold_in(keys[done], attempt))
+    values = covariate_values(law, x, "coverage_study")
+    shape = np.broadcast_shapes(*(v.shape for v in values.values()))
+    if len(shape) != 1:
+        raise ArgumentError(f"coverage_study: x must give one value per simulated run (1-D arrays), got shape {shape}")
+    n = int(shape[0])
+    xj = {k: jnp.asarray(np.broadcast_to(v, shape), dtype=jnp.float64) for k, v in values.items()}
+    with interruptible(datasets, "data sets") as state:
+        for done in range(datasets):
+            try:
+                post, truth, sim = _simulate_and_fit(law, likelihood, xj, n, keys[done], (chains, warmup, draws))
+            except Interrupted:  # inside one data set's NUTS run: count data sets, the unit of this work
+                raise KeyboardInterrupt from None
+            flagged += not post.ok
+            quantities = {p: (truth[p], post.draws[p]) for p in law.params}
+            quantities["sigma"] = (float(sim["sigma"][0]), post.sigma)
+            mean_true = predict(law, truth, extrapolate).reshape(-1)
+            mean_draws = predict(law, post.draws, extrapolate).reshape(post.shape + (-1,))
+            for j, value in enumerate(mean_true):
+                quantities[f"prediction_{j}"] = (float(value), mean_draws[..., j])
+            for name, (true, d) in quantities.items():
+                flat = np.asarray(d).reshape(-1)
+                lo, hi = np.quantile(flat, [tail, 1 - tail])
+                rows.append(dict(dataset=done, quantity=name, truth=true, lo=lo, hi=hi,
+                                 inside=bool(lo <= true <= hi), rank=float(np.mean(flat < true)), ok=post.ok))
+            state.done = done + 1
+            if progress:
+                print(f"  coverage study: {done + 1}/{datasets} data sets", flush=True)
+    return CoverageStudy(pd.DataFrame(rows), interval, flagged, datasets, time.perf_counter() - t0)
+
+
+_ATTEMPTS = 100
+
+
+def _simulate_and_fit(law: Law, likelihood: Likelihood, xj, n: int, key, settings: tuple[int, int, int]):
+    """One data set from the prior predictive (drawn again while the data boundary refuses it), fitted by NUTS."""
+    for attempt in range(_ATTEMPTS):
+        k_sim, k_fit = jax.random.split(key if attempt == 0 else jax.random.fold_in(key, attempt))
         sim = Predictive(model, num_samples=1)(k_sim, law, likelihood, xj, None, n)
-        truth = {p: float(sim[p][0]) for p in law.params}
         y = np.asarray(law.response.from_fit(sim["z"][0]))
         try:
-            data = from_arrays(law, y=y, **{k: np.asarray(v) for k, v in x.items()})
-        except DataError:  # a draw the data boundary cannot take (e.g. all at chance): draw again
-            attempt += 1
+            data = from_arrays(law, y=y, **{k: np.asarray(v) for k, v in xj.items()})
+        except DataError as exc:  # a draw the data boundary cannot take (e.g. all at chance): draw again
+            last = exc
             continue
-        attempt = 0
+        chains, warmup, draws = settings
         post = fit_nuts(law, data, key=k_fit, likelihood=likelihood, chains=chains, warmup=warmup, draws=draws,
                         warn=False)
-        flagged += not post.ok
-        quantities = {p: (truth[p], post.draws[p]) for p in law.params}
-        quantities["sigma"] = (float(sim["sigma"][0]), post.sigma)
-        mean_true = predict(law, truth, extrapolate).reshape(-1)
-        mean_draws = predict(law, post.draws, extrapolate).reshape(post.shape + (-1,))
-        for j, value in enumerate(mean_true):
-            quantities[f"prediction_{j}"] = (float(value), mean_draws[..., j])
-        for name, (true, d) in quantities.items():
-            flat = np.asarray(d).reshape(-1)
-            lo, hi = np.quantile(flat, [tail, 1 - tail])
-            rows.append(dict(dataset=done, quantity=name, truth=true, lo=lo, hi=hi,
-                             inside=bool(lo <= true <= hi), rank=float(np.mean(flat < true)), ok=post.ok))
-        done += 1
-        if progress:
-            print(f"  coverage study: {done}/{datasets} data sets", flush=True)
-    return CoverageStudy(pd.DataFrame(rows), interval, flagged, datasets, time.perf_counter() - t0)
+        return post, {p: float(sim[p][0]) for p in law.params}, sim
+    raise DataError(f"coverage_study: {_ATTEMPTS} data sets drawn from the prior of law {law.name!r} in a row were "
+                    f"refused ({last}); use priors whose predictions the response can take")
+
+
+def _check_study(law, x, extrapolate, key, datasets, interval, likelihood, settings) -> None:
+    check_law(law, "coverage_study")
+    covariate_values(law, x, "coverage_study")
+    covariate_values(law, extrapolate, "coverage_study", "extrapolate")
+    check_key(key, "coverage_study")
+    positive_int(datasets, "datasets", "coverage_study")
+    check_interval(interval, "coverage_study")
+    if not isinstance(likelihood, (Gaussian, StudentT, HuberLikelihood)):
+        raise ArgumentTypeError(f"coverage_study: likelihood must be StudentT(), Gaussian() or HuberLikelihood(), "
+                                f"got {type(likelihood).__name__}")
+    for name, value in zip(("chains", "warmup", "draws"), settings):
+        positive_int(value, name, "coverage_study")

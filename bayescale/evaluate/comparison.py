@@ -33,7 +33,10 @@ import pandas as pd
 
 from bayescale.convert import psis_loo
 from bayescale.derive import Discrepancy, forecast
+from bayescale.derive.checks import check_fit, check_interval
+from bayescale.errors import ArgumentError, ArgumentTypeError, Interrupted, expect, interruptible
 from bayescale.fit import Data, Fit
+from bayescale.fit.map import check_key
 from bayescale.tables import condition
 
 __all__ = ["Score", "compare", "leave_future_out", "loo", "score_heldout", "waic"]
@@ -53,6 +56,7 @@ class Score:
 
 def waic(fit: Fit) -> Score:
     """WAIC from the pointwise log-likelihood (``elpd`` scale: higher is better)."""
+    _data_of(check_fit(fit, "waic"), "waic")
     ll = fit.log_likelihood()
     flat = ll.reshape(-1, ll.shape[-1])
     s = flat.shape[0]
@@ -68,8 +72,9 @@ def waic(fit: Fit) -> Score:
 
 def loo(fit: Fit) -> Score:
     """PSIS-LOO via ``arviz_stats.loo``; ``warnings`` counts Pareto k above ``good_k``."""
+    _data_of(check_fit(fit, "loo"), "loo")
     if fit.n_draws < 2:
-        raise ValueError("PSIS-LOO needs posterior or bootstrap draws, not a single MAP point")
+        raise ArgumentError("loo: PSIS-LOO needs posterior or bootstrap draws, not a single MAP point")
     elpd, se, p, elpd_i, k, good_k = psis_loo(fit.log_likelihood(), {n: np.asarray(v) for n, v in fit.draws.items()})
     bad = int(np.sum(k > good_k))
     if bad:
@@ -78,9 +83,9 @@ def loo(fit: Fit) -> Score:
     return Score(elpd, se, p, elpd_i, bad, "loo")
 
 
-def _data_of(fit: Fit) -> Data:
+def _data_of(fit: Fit, function: str) -> Data:
     if fit.data is None:
-        raise ValueError(f"this fit of {fit.law.name!r} carries no data")
+        raise ArgumentError(f"{function}: this fit of {fit.law.name!r} carries no data (it was saved without it)")
     return fit.data
 
 
@@ -92,10 +97,14 @@ def leave_future_out(fit: Fit, holdout, *, key: jax.Array, interval: float = 0.9
     held-out runs inside the ``interval`` predictive band), ``n_heldout``, the per-run
     ``table`` and the refitted ``fit``.
     """
-    data = _data_of(fit)
+    check_fit(fit, "leave_future_out")
+    check_key(key, "leave_future_out")
+    interval = check_interval(interval, "leave_future_out")
+    data = _data_of(fit, "leave_future_out")
     mask = condition(data, holdout)
     if mask.all() or not mask.any():
-        raise ValueError(f"holdout {holdout!r} selects {int(mask.sum())} of {data.n} rows; it must leave both sides")
+        raise ArgumentError(f"leave_future_out: holdout {holdout!r} selects {int(mask.sum())} of {data.n} rows; "
+                            "it must leave both sides")
     k_fit, k_pred = jax.random.split(key)
     fitted = fit.refit(data.select(~mask), key=k_fit)
     out = score_heldout(fitted, data.select(mask), key=k_pred, interval=interval)
@@ -114,6 +123,11 @@ def score_heldout(fitted: Fit, test: Data, *, key: jax.Array, interval: float = 
     ``width_ratio`` (median width of the calibrated band over the plain one), and the
     per-run ``lo_cal``, ``hi_cal``, ``inside_cal``.
     """
+    check_fit(fitted, "score_heldout", "fitted")
+    expect(test, Data, "test", "score_heldout")
+    check_key(key, "score_heldout")
+    interval = check_interval(interval, "score_heldout")
+    expect(discrepancy, (Discrepancy, type(None)), "discrepancy", "score_heldout")
     ll = fitted.log_likelihood(test)
     flat = ll.reshape(-1, ll.shape[-1])
     lpd = np.logaddexp.reduce(flat, axis=0) - np.log(flat.shape[0])
@@ -151,30 +165,52 @@ def compare(fits: Mapping[str, Fit], *, holdout=None, key: jax.Array | None = No
     ``rank`` (1 is best) and ``d_elpd`` (difference to the best on the ranking score).
     LOO and WAIC need draws (NUTS or bootstrap); a MAP fit gets NaN there.
     """
-    if not fits:
-        raise ValueError("give at least one fitted law")
-    if holdout is not None and key is None:
-        raise ValueError("leave-future-out refits: pass key=")
-    ns = {name: _data_of(r).n for name, r in fits.items()}
-    if len(set(ns.values())) > 1:
-        raise ValueError(f"the fits are on different data (rows per fit: {ns}); compare needs the same runs")
+    _check_compare(fits, holdout, key, interval)
     rows = []
     keys = jax.random.split(key, len(fits)) if key is not None else [None] * len(fits)
-    for (name, fit), k in zip(fits.items(), keys):
-        row: dict[str, object] = {"law": name}
-        if fit.n_draws > 1:
-            lo, wa = loo(fit), waic(fit)
-            row.update(elpd_loo=lo.elpd, se_loo=lo.se, p_loo=lo.p, pareto_k_bad=lo.warnings,
-                       elpd_waic=wa.elpd, se_waic=wa.se, p_waic=wa.p, waic_bad=wa.warnings)
-        else:
-            row.update(elpd_loo=np.nan, se_loo=np.nan, p_loo=np.nan, pareto_k_bad=0,
-                       elpd_waic=np.nan, se_waic=np.nan, p_waic=np.nan, waic_bad=0)
-        if holdout is not None:
-            lfo = leave_future_out(fit, holdout, key=k, interval=interval)
-            row.update({c: lfo[c] for c in ("elpd_lfo", "mre", "mae", "coverage", "n_heldout")})
-        rows.append(row)
+    with interruptible(len(fits), "laws compared") as progress:
+        for (name, fit), k in zip(fits.items(), keys):
+            try:
+                rows.append(_compare_row(name, fit, holdout, k, interval))
+            except Interrupted:  # inside one law's refit: count laws, the unit of this work
+                raise KeyboardInterrupt from None
+            progress.done += 1
     table = pd.DataFrame(rows)
     score = "elpd_lfo" if holdout is not None else "elpd_loo"
     table["d_elpd"] = table[score].max() - table[score]
     table["rank"] = table[score].rank(ascending=False, method="min").astype("Int64")
     return table.sort_values(["rank", "law"]).reset_index(drop=True)
+
+
+def _check_compare(fits, holdout, key, interval) -> None:
+    if not isinstance(fits, Mapping):
+        raise ArgumentTypeError(f"compare: fits must map names to fits, e.g. {{'chinchilla': fit}}, "
+                                f"got {type(fits).__name__}")
+    if not fits:
+        raise ArgumentError("compare: give at least one fitted law")
+    for name, fit in fits.items():
+        _data_of(check_fit(fit, "compare", f"fits[{name!r}]"), "compare")
+    check_interval(interval, "compare")
+    if holdout is not None:
+        if key is None:
+            raise ArgumentError("compare: leave-future-out refits draw random numbers: pass key=")
+        check_key(key, "compare")
+    ns = {name: f.data.n for name, f in fits.items()}
+    if len(set(ns.values())) > 1:
+        raise ArgumentError(f"compare: the fits are on different data (rows per fit: {ns}); compare needs the "
+                            "same runs")
+
+
+def _compare_row(name, fit: Fit, holdout, key, interval: float) -> dict[str, object]:
+    row: dict[str, object] = {"law": name}
+    if fit.n_draws > 1:
+        lo, wa = loo(fit), waic(fit)
+        row.update(elpd_loo=lo.elpd, se_loo=lo.se, p_loo=lo.p, pareto_k_bad=lo.warnings,
+                   elpd_waic=wa.elpd, se_waic=wa.se, p_waic=wa.p, waic_bad=wa.warnings)
+    else:
+        row.update(elpd_loo=np.nan, se_loo=np.nan, p_loo=np.nan, pareto_k_bad=0,
+                   elpd_waic=np.nan, se_waic=np.nan, p_waic=np.nan, waic_bad=0)
+    if holdout is not None:
+        lfo = leave_future_out(fit, holdout, key=key, interval=interval)
+        row.update({c: lfo[c] for c in ("elpd_lfo", "mre", "mae", "coverage", "n_heldout")})
+    return row

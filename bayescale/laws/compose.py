@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 
+from bayescale.errors import ArgumentError, ArgumentTypeError, expect
 from bayescale.laws.law import Law
 
 __all__ = ["compose"]
 
 
-@functools.cache
 def compose(stage1: Law, stage2: Law, *, name: str | None = None) -> Law:
     """Compose two laws: ``stage2`` reads the natural prediction of ``stage1``.
 
@@ -28,11 +28,21 @@ def compose(stage1: Law, stage2: Law, *, name: str | None = None) -> Law:
     >>> law.name, law.covariate_names
     ('chinchilla>stage2_logistic', ('N', 'D'))
     """
+    expect(stage1, Law, "stage1", "compose")
+    expect(stage2, Law, "stage2", "compose")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ArgumentTypeError(f"compose: name must be a non-empty str or None, got {name!r}")
     if len(stage2.covariates) != 1:
-        raise ValueError(f"stage 2 law {stage2.name!r} must read exactly one covariate")
+        raise ArgumentError(f"compose: stage 2 law {stage2.name!r} must read exactly one covariate, it reads "
+                            f"{', '.join(stage2.covariate_names)}")
     clash = set(stage1.params) & set(stage2.params)
     if clash:
-        raise ValueError(f"compose: parameter names {sorted(clash)} appear in both stages")
+        raise ArgumentError(f"compose: parameter names {sorted(clash)} appear in both stages; rename them in one")
+    return _compose(stage1, stage2, name)
+
+
+@functools.cache
+def _compose(stage1: Law, stage2: Law, name: str | None) -> Law:
     proxy = stage2.covariates[0].name
 
     def fn(p, x):

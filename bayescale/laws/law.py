@@ -28,6 +28,9 @@ point as the optimum in the natural parameters.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import keyword
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -35,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.distributions import Distribution, constraints
 from numpyro.distributions.transforms import biject_to
+
+from bayescale.errors import ArgumentError, ArgumentTypeError
 
 Array = Any
 LawFn = Callable[[Mapping[str, Array], Mapping[str, Array]], Array]
@@ -228,8 +233,29 @@ class Covariate:
     log_scale: bool = True
     role: Role = "other"
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ArgumentTypeError(f"Covariate: name must be a non-empty str, got {self.name!r}")
+        if not isinstance(self.unit, str):
+            raise ArgumentTypeError(f"covariate {self.name!r}: unit must be a str, got {type(self.unit).__name__}")
+        if not isinstance(self.inclusive, bool) or not isinstance(self.log_scale, bool):
+            raise ArgumentTypeError(f"covariate {self.name!r}: inclusive and log_scale must be True or False")
+        if self.role not in _ROLES:
+            raise ArgumentError(f"covariate {self.name!r}: role must be one of {', '.join(_ROLES)}, got {self.role!r}")
+        if isinstance(self.minimum, bool) or not isinstance(self.minimum, numbers.Real) \
+                or np.isnan(self.minimum) or self.minimum == np.inf:
+            raise ArgumentError(f"covariate {self.name!r}: minimum must be a number below inf, got {self.minimum!r}")
+
     def admissible(self, values: np.ndarray) -> np.ndarray:
         return values >= self.minimum if self.inclusive else values > self.minimum
+
+    def domain(self) -> str:
+        """The admissible values in words: ``"> 0 (the law takes its log)"``."""
+        bound = f"{'>=' if self.inclusive else '>'} {self.minimum:g}"
+        return bound + (" (the law takes its log)" if self.log_scale and self.minimum == 0 else "")
+
+
+_ROLES = ("size", "tokens", "compute", "other")
 
 
 # --------------------------------------------------------------------------- the law
@@ -293,14 +319,29 @@ class Law:
     stages: tuple[Law, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ArgumentTypeError(f"Law: name must be a non-empty str, got {self.name!r}")
+        for field in ("params", "covariates", "priors", "stages"):
+            value = getattr(self, field)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+                raise ArgumentTypeError(f"law {self.name!r}: {field} must be a tuple, got {type(value).__name__}")
+            object.__setattr__(self, field, tuple(value))  # a list would make the law unhashable
+        if not callable(self.fn):
+            raise ArgumentTypeError(f"law {self.name!r}: fn must be a function fn(p, x), got {type(self.fn).__name__}")
+        if self.starts is not None and not callable(self.starts):
+            raise ArgumentTypeError(f"law {self.name!r}: starts must be a function starts(x, z) or None, "
+                                    f"got {type(self.starts).__name__}")
+        missing = [m for m in ("to_fit", "from_fit", "validate", "cost", "describe") if not hasattr(self.response, m)]
+        if missing:
+            raise ArgumentTypeError(f"law {self.name!r}: response must be a Response such as Loss() or "
+                                    f"ChanceAccuracy(0.25), got {type(self.response).__name__}")
+        _check_covariates(self)
+        _check_params(self)
         if len(self.params) != len(self.priors):
-            raise ValueError(
-                f"law {self.name!r}: {len(self.params)} parameters but {len(self.priors)} priors"
-            )
-        if len(set(self.params)) != len(self.params):
-            raise ValueError(f"law {self.name!r}: parameter names must be unique")
-        if not self.covariates:
-            raise ValueError(f"law {self.name!r}: declare at least one covariate")
+            raise ArgumentError(f"law {self.name!r}: {len(self.params)} parameters but {len(self.priors)} priors; "
+                                "give one prior per parameter, in order")
+        for name, prior in zip(self.params, self.priors):
+            _check_prior(self.name, name, prior)
 
     def __repr__(self) -> str:
         return f"Law({self.name!r}: {self.formula or ', '.join(self.params)})"
@@ -322,19 +363,24 @@ class Law:
     def with_chance(self, chance: float) -> Law:
         """The same law with chance level ``Q_rand`` (only for chance-normalised accuracy)."""
         if self.response.chance is None:
-            raise ValueError(
+            raise ArgumentError(
                 f"law {self.name!r} models {self.response.label} in {self.response.describe()} "
                 "and has no chance level; --chance applies to accuracy laws"
             )
+        if isinstance(chance, bool) or not isinstance(chance, numbers.Real):
+            raise ArgumentTypeError(f"with_chance: chance must be a number in [0, 1), got {type(chance).__name__}")
         if not 0.0 <= chance < 1.0:
-            raise ValueError(f"chance level must lie in [0, 1), got {chance}")
+            raise ArgumentError(f"with_chance: chance level must lie in [0, 1), got {chance}")
         return dataclasses.replace(self, response=ChanceAccuracy(float(chance), label=self.response.label))
 
     def with_priors(self, **priors: Distribution) -> Law:
         """The same law with some priors replaced (by parameter name)."""
-        unknown = set(priors) - set(self.params)
-        if unknown:
-            raise ValueError(f"law {self.name!r} has no parameter(s) {sorted(unknown)}; it has {self.params}")
+        for name in priors:
+            if name not in self.params:
+                close = difflib.get_close_matches(name, self.params, n=3, cutoff=0.5)
+                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                raise ArgumentError(f"with_priors: law {self.name!r} has no parameter {name!r}.{hint} "
+                                    f"Its parameters: {', '.join(self.params)}")
         new = tuple(priors.get(n, d) for n, d in zip(self.params, self.priors))
         return dataclasses.replace(self, priors=new)
 
@@ -373,6 +419,74 @@ class Law:
             v = _inside(theta[..., i], d.support)
             cols.append(biject_to(d.support).inv(v))
         return jnp.stack(cols, axis=-1)
+
+
+# Names bayescale uses for itself: the NumPyro model's sites and plate (fit/model.py: sigma, mu, z,
+# obs), a saved fit's dimensions (chain, draw) and its observed response and row labels (y, obs).
+# A parameter, or a covariate sitting next to y and obs, of one of these names would collide.
+RESERVED = frozenset({"sigma", "mu", "z", "obs", "y", "chain", "draw"})
+RESERVED_COVARIATES = frozenset({"y", "obs"})
+
+
+def _check_covariates(law: Law) -> None:
+    if not law.covariates:
+        raise ArgumentError(f"law {law.name!r}: declare at least one covariate")
+    for c in law.covariates:
+        if not isinstance(c, Covariate):
+            raise ArgumentTypeError(f"law {law.name!r}: covariates must be Covariate values such as "
+                                    f"Covariate('C', 'FLOPs'), got {type(c).__name__}")
+    names = [c.name for c in law.covariates]
+    for name in names:
+        if names.count(name) > 1:
+            raise ArgumentError(f"law {law.name!r}: covariate {name!r} is declared twice; names must be unique")
+        if name in RESERVED_COVARIATES:
+            raise ArgumentError(f"law {law.name!r}: covariate name {name!r} is reserved for the response and the row "
+                                "labels (y, obs); rename it")
+
+
+def _check_params(law: Law) -> None:
+    for name in law.params:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ArgumentError(f"law {law.name!r}: parameter name {name!r} must be a Python identifier "
+                                "(letters, digits, _; not a keyword)")
+        if law.params.count(name) > 1:
+            raise ArgumentError(f"law {law.name!r}: parameter {name!r} is declared twice; names must be unique")
+        if name in RESERVED:
+            raise ArgumentError(f"law {law.name!r}: parameter name {name!r} is reserved by bayescale's model "
+                                f"({', '.join(sorted(RESERVED))}); rename it, e.g. {name + '_'!r}")
+        if name in law.covariate_names:
+            raise ArgumentError(f"law {law.name!r}: parameter {name!r} has the name of a covariate; rename one of them")
+
+
+def _check_prior(law: str, name: str, prior: object) -> None:
+    """A prior bayescale can use: a numpyro Distribution over one real number, with finite, valid arguments."""
+    where = f"law {law!r}: the prior of {name!r}"
+    if not isinstance(prior, Distribution):
+        raise ArgumentTypeError(f"{where} must be a numpyro distribution such as dist.Normal(0, 1), "
+                                f"got {type(prior).__name__}")
+    kind = type(prior).__name__
+    if prior.batch_shape != () or prior.event_shape != ():
+        raise ArgumentError(f"{where} ({kind}) must be over one number, got batch shape {prior.batch_shape} and "
+                            f"event shape {prior.event_shape}; give scalar arguments")
+    for arg, constraint in prior.arg_constraints.items():
+        try:
+            value = np.asarray(getattr(prior, arg), dtype=float)
+        except Exception:  # a lazily derived or non-numeric argument: nothing to check here
+            continue
+        if np.any(np.isnan(value)) or (arg not in ("low", "high") and not np.all(np.isfinite(value))):
+            raise ArgumentError(f"{where} ({kind}) has {arg} = {value.tolist()}; its arguments must be finite")
+        try:
+            valid = bool(np.all(np.asarray(constraint.check(jnp.asarray(value)))))
+        except Exception:  # a constraint that depends on other arguments (Uniform's low/high)
+            continue
+        if not valid:
+            shown = type(constraint).__name__.strip("_").lower()
+            raise ArgumentError(f"{where} ({kind}) has {arg} = {value.tolist()}, which is not {shown}")
+    try:
+        biject_to(prior.support)
+    except NotImplementedError:
+        raise ArgumentError(f"{where} ({kind}) has a support ({prior.support}) with no map to the real line; "
+                            "use a continuous prior") from None
 
 
 def _inside(v: Array, support: constraints.Constraint, margin: float = 1e-3) -> Array:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
+from bayescale.errors import expect
 from bayescale.laws.compose import compose
 from bayescale.laws.law import Accuracy, ChanceAccuracy, Covariate, Law, Loss
 
@@ -404,6 +405,7 @@ def get_law(name: str) -> Law:
 
     ``"stage1>stage2"`` names the composition of two library laws (:func:`compose`).
     """
+    expect(name, str, "name", "get_law")
     if ">" in name and name not in LAWS:
         first, _, second = name.partition(">")
         return compose(get_law(first.strip()), get_law(second.strip()))
