@@ -10,6 +10,8 @@ long work becomes :class:`Interrupted` (a :class:`KeyboardInterrupt`, exit 130).
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Iterator
 
 __all__ = [
@@ -80,29 +82,66 @@ def expect(value, types: type | tuple[type, ...], argument: str, function: str):
     raise ArgumentTypeError(f"{function}: {argument} must be {names}, got {type(value).__name__}")
 
 
+_pending = [False]  # a Ctrl-C arrived during chunked work and waits for the end of the running chunk
+
+
+def _on_sigint(signum, frame) -> None:
+    """The first Ctrl-C is noted and acted on between chunks; a second one interrupts at once."""
+    if _pending[0]:
+        raise KeyboardInterrupt
+    _pending[0] = True
+
+
 class _Progress:
-    """How much of the work is done, updated by the loop that runs it in chunks."""
+    """How much of the work is done, updated by the loop that runs it in chunks.
+
+    Setting :attr:`done` is where a noted Ctrl-C takes effect: the setter raises
+    :class:`KeyboardInterrupt`, which :func:`interruptible` turns into one :class:`Interrupted` line.
+    """
 
     def __init__(self, total: int, unit: str) -> None:
-        self.total, self.unit, self.done = int(total), unit, 0
+        self.total, self.unit, self._done = int(total), unit, 0
+
+    @property
+    def done(self) -> int:
+        return self._done
+
+    @done.setter
+    def done(self, value: int) -> None:
+        self._done = value
+        if _pending[0]:
+            raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def interruptible(total: int, unit: str) -> Iterator[_Progress]:
     """Run chunked work so that Ctrl-C between chunks ends in one :class:`Interrupted` line.
 
-    The body advances ``progress.done`` after each chunk; a :class:`KeyboardInterrupt`
-    (Python raises it once the running compiled chunk returns) becomes
-    ``Interrupted("interrupted after 1,200 of 2,000 draws")``.  An inner
-    :class:`Interrupted` passes through unchanged.
+    The body advances ``progress.done`` after each chunk.  In the main thread, while Python's
+    own SIGINT handler is in place, a Ctrl-C is noted and acted on when the running chunk
+    ends (a compiled chunk cannot be stopped midway; Python alone may drop a
+    :class:`KeyboardInterrupt` raised inside JAX's callbacks); a second Ctrl-C interrupts at
+    once.  Either becomes ``Interrupted("interrupted after 1,200 of 2,000 draws")``.  An inner
+    :class:`Interrupted` passes through unchanged; work that ends with a Ctrl-C noted still
+    ends in :class:`Interrupted`.
 
     >>> with interruptible(10, "draws") as progress:
     ...     progress.done += 10
     """
     progress = _Progress(total, unit)
+    owner = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, _on_sigint) if owner else None
     try:
-        yield progress
-    except Interrupted:
-        raise
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after {progress.done:,} of {progress.total:,} {progress.unit}") from None
+        try:
+            yield progress
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted after {progress.done:,} of {progress.total:,} {progress.unit}") from None
+        if _pending[0]:
+            raise Interrupted(f"interrupted after {progress.done:,} of {progress.total:,} {progress.unit}")
+    finally:
+        if owner:
+            signal.signal(signal.SIGINT, previous)
+            _pending[0] = False

@@ -57,6 +57,7 @@ def _whitelisted(text: str) -> None:
     assert all(q in COLUMNS for q in quoted), quoted
     plain = re.sub(r"`[^`]*`", " QUOTED ", text)
     plain = plain.replace("&", " and ").replace("|", " or ").replace("~", " not ").strip()
+    plain = re.sub(r"[\t\n\r]", " ", plain)  # the language reads tabs and line breaks as spaces
     tree = ast.parse(plain, mode="eval")
     lists = {id(c) for n in ast.walk(tree) if isinstance(n, ast.Compare)
              for op, c in zip(n.ops, n.comparators) if isinstance(op, (ast.In, ast.NotIn))}

@@ -84,6 +84,46 @@ def test_ctrl_c_during_nuts_says_how_many_draws_were_done(monkeypatch):
         _nuts(data, warmup=50, draws=100)
 
 
+def test_a_real_sigint_inside_a_chunk_stops_nuts_at_the_end_of_that_chunk(monkeypatch):
+    # the signal arrives while a compiled chunk runs (here: as the 4th, iterations 150-200, starts); Python alone may drop the
+    # KeyboardInterrupt inside JAX, so it is noted and acted on when the chunk returns
+    import os
+    import signal
+
+    real, seen = nuts_module._advance_chains, []
+
+    def advance(*args, **kw):
+        seen.append(1)
+        if len(seen) == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(nuts_module, "_advance_chains", advance)
+    with pytest.raises(Interrupted, match=r"^interrupted after 150 of 200 draws per chain$"):
+        _nuts(_power(), warmup=50, draws=200)
+    assert len(seen) == 4 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigint_during_the_last_chunk_still_interrupts():
+    import os
+    import signal
+
+    from bayescale.errors import interruptible
+
+    with pytest.raises(Interrupted, match=r"^interrupted after 3 of 3 chunks$"):
+        with interruptible(3, "chunks") as progress:
+            for i in range(3):
+                if i == 2:
+                    os.kill(os.getpid(), signal.SIGINT)  # noted, not raised here
+                    time.sleep(0.01)
+                    progress._done = 3
+                    break
+                progress.done = i + 1
+    with pytest.raises(KeyboardInterrupt):  # and the handler is Python's own again
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+
+
 def test_ctrl_c_during_warmup_says_so(monkeypatch):
     _raise_on_call(monkeypatch, nuts_module, "_advance_chains", call=1)
     with pytest.raises(Interrupted, match=r"^interrupted during warmup \(0 of 100 draws per chain\)$"):

@@ -101,7 +101,7 @@ def leave_future_out(fit: Fit, holdout, *, key: jax.Array, interval: float = 0.9
     check_key(key, "leave_future_out")
     interval = check_interval(interval, "leave_future_out")
     data = _data_of(fit, "leave_future_out")
-    mask = condition(data, holdout)
+    mask = condition(data, holdout, what="holdout")
     if mask.all() or not mask.any():
         raise ArgumentError(f"leave_future_out: holdout {holdout!r} selects {int(mask.sum())} of {data.n} rows; "
                             "it must leave both sides")

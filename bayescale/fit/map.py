@@ -169,7 +169,8 @@ def polish_starts(law: Law, objective: Objective, solver: Solver, u_starts, x, z
                   width: int | None = None) -> Outcome:
     """:func:`polish` of ``(B, P)`` starts in batches of ``width`` lanes (default :func:`polish_width`).
 
-    Lanes are independent, so a lane's result does not depend on the batch width.  Returns numpy arrays.
+    Lanes are independent, but XLA may round a lane differently at another batch width (1e-9 relative
+    in the parameters measured; a lane at its step limit may then stop either side of it).  Returns numpy arrays.
     """
     total = u_starts.shape[0]
     width = width or polish_width(x, z, total)
@@ -381,8 +382,9 @@ def _at_lower_edge(law: Law, u: np.ndarray) -> np.ndarray:
 
 def not_identified(names: tuple[str, ...]) -> str:
     """The problem line of a fit whose parameters ``names`` the data do not determine."""
+    them = "them" if len(names) > 1 else "it"
     return (f"not identified: the data do not determine {', '.join(names)} (flat objective at the optimum); "
-            "use a law without them, informative priors with NUTS, or data that vary them")
+            f"use a law without {them}, informative priors with NUTS, or data that vary {them}")
 
 
 def _start_array(starts, law: Law) -> np.ndarray:
