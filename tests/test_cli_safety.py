@@ -300,8 +300,15 @@ def test_help_never_mentions_pandas(capsys):
 # --------------------------------------------------------------------------- real signals and pipes
 
 
+def _default_sigint() -> None:
+    # a test run started in the background (`make test &`) inherits SIGINT ignored, as a shell's background
+    # jobs do; the child must see Ctrl-C as a user at a terminal would
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "bayescale", *map(str, args)], text=True, **kwargs)
+    return subprocess.Popen([sys.executable, "-m", "bayescale", *map(str, args)], text=True,
+                            preexec_fn=_default_sigint, **kwargs)
 
 
 def test_ctrl_c_during_nuts_is_one_line_exit_130_nothing_written(csv, tmp_path):

@@ -84,7 +84,17 @@ def test_ctrl_c_during_nuts_says_how_many_draws_were_done(monkeypatch):
         _nuts(data, warmup=50, draws=100)
 
 
-def test_a_real_sigint_inside_a_chunk_stops_nuts_at_the_end_of_that_chunk(monkeypatch):
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler, as at a terminal (a run started in the background inherits SIGINT ignored)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_real_sigint_inside_a_chunk_stops_nuts_at_the_end_of_that_chunk(monkeypatch, python_sigint):
     # the signal arrives while a compiled chunk runs (here: as the 4th, iterations 150-200, starts); Python alone may drop the
     # KeyboardInterrupt inside JAX, so it is noted and acted on when the chunk returns
     import os
@@ -104,7 +114,7 @@ def test_a_real_sigint_inside_a_chunk_stops_nuts_at_the_end_of_that_chunk(monkey
     assert len(seen) == 4 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_sigint_during_the_last_chunk_still_interrupts():
+def test_a_sigint_during_the_last_chunk_still_interrupts(python_sigint):
     import os
     import signal
 
