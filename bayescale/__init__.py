@@ -61,14 +61,13 @@ if TYPE_CHECKING:
         band,
         compute_optimal,
         compute_to_reach,
-        forecast,
         mix_compute_optimal,
         optimal_bands,
         predict,
         predict_fit_space,
         reach_bands,
     )
-    from bayescale.evaluate import compare, leave_future_out, loo, waic
+    from bayescale.evaluate import calibrate, compare, forecast, forecast_groups, leave_future_out, loo, waic
     from bayescale.tables import datasets, from_arrays, from_frame, two_stage_data
 
 # laws and fit are imported eagerly; tables, convert, derive and evaluate on first use, so that
@@ -78,9 +77,9 @@ _LAZY = {
     "bayescale.tables": ("datasets", "from_arrays", "from_frame", "two_stage_data"),
     "bayescale.convert": ("SavedFitError", "load", "save", "to_datatree"),
     "bayescale.derive": ("Allocation", "Band", "Discrepancy", "Forecast", "band", "compute_optimal",
-                         "compute_to_reach", "forecast", "mix_compute_optimal", "optimal_bands", "predict",
+                         "compute_to_reach", "mix_compute_optimal", "optimal_bands", "predict",
                          "predict_fit_space", "reach_bands"),
-    "bayescale.evaluate": ("compare", "leave_future_out", "loo", "waic"),
+    "bayescale.evaluate": ("calibrate", "compare", "forecast", "forecast_groups", "leave_future_out", "loo", "waic"),
 }
 _ROOM_OF = {name: room for room, names in _LAZY.items() for name in names}
 
@@ -136,6 +135,7 @@ __all__ = [
     "SquaredError",
     "StudentT",
     "band",
+    "calibrate",
     "compare",
     "compose",
     "compute_optimal",
@@ -147,6 +147,7 @@ __all__ = [
     "fit_nuts",
     "fit_two_stage",
     "forecast",
+    "forecast_groups",
     "from_arrays",
     "from_frame",
     "get_law",

@@ -107,9 +107,9 @@ def main() -> None:
                                                               y="score")))
         except bs.DataError:
             continue
-    discrepancy = learn_discrepancy(*backtests, level=0.9)
+    discrepancy = learn_discrepancy(*backtests)
     ax = plotting.plot_forecast(post, heldout=test, discrepancy=discrepancy, key=jax.random.key(0))
-    ax.set_title(f"same fit, calibrated band: tau = {discrepancy.tau:.3f} per e-fold of C beyond 6e21 "
+    ax.set_title(f"same fit, calibrated band: sd {discrepancy.offset:.3f} + {discrepancy.growth:.3f} per e-fold beyond 6e21 "
                  f"(backtests of {discrepancy.n_tasks} benchmarks)", fontsize=8)
     _save(ax.figure, out, "forecast_direct_calibrated")
 
@@ -125,7 +125,7 @@ def main() -> None:
         s = extrapolation_study(frame, [laws.direct, laws.direct_ceiling], y="score", holdout="C > 6e21",
                                 key=jax.random.key(5), task="task", chance=benchmarks,
                                 fitter=bs.Fitter.of(bs.fit_map, objective=bs.SquaredError()), interval=level,
-                                calibrate=Calibration(pooled=True, level=level))
+                                calibrate=Calibration(pooled=True))
         plain.append(s.runs[s.runs.law == "direct"]["inside"].mean())
         calibrated.append(s.runs[s.runs.law == "calibrated"]["inside"].mean())
     ax = plotting.plot_reliability(levels, [plain, calibrated], labels=["direct law, plain band",

@@ -126,28 +126,29 @@ ax.figure.savefig(OUT / "chinchilla_n_star.png", dpi=120, bbox_inches="tight")
 # %% [markdown]
 # ## How far to trust an extrapolation: backtests and the calibration report
 #
-# The runs are refitted (MAP) at 8 cut-offs in training tokens D (the law's last covariate), each
-# forecasting the runs with more tokens; the report gives the coverage of the nominal 50/80/90 % bands
-# on those forecasts, plain and with the learned discrepancy (in-sample for tau), and the interval score.
+# The runs are refitted (MAP) at 8 cut-offs in model size N (the direction a forecast of a bigger model
+# extrapolates), each forecasting the larger models; the report gives the coverage of the nominal
+# 50/80/90 % bands on those forecasts, plain and with the learned discrepancy (in-sample for it), and
+# the interval score.
 
 # %%
 from bayescale.evaluate import backtest, calibration_report, learn_discrepancy  # noqa: E402
 from bayescale.plot import plot_reliability  # noqa: E402
 
-cuts = np.quantile(data.x["D"], np.linspace(0.5, 0.95, 8))
-bt = backtest(laws.chinchilla, data, along="D", origins=cuts)
-discrepancy = learn_discrepancy(bt, level=0.9)
+cuts = np.quantile(data.x["N"], np.linspace(0.5, 0.95, 8))
+bt = backtest(laws.chinchilla, data, along="N", origins=cuts)
+discrepancy = learn_discrepancy(bt)
 report = calibration_report(bt, discrepancy)
 print(discrepancy.describe())
 ax = plot_reliability(report.level, [report.coverage_plain, report.coverage_calibrated],
                       labels=["plain band", "with the learned discrepancy"], counts=int(report.n.iloc[0]))
-ax.set_title("Chinchilla runs: backtest forecasts beyond 8 token cut-offs", fontsize=8)
+ax.set_title("Chinchilla runs: backtest forecasts beyond 8 model-size cut-offs", fontsize=8)
 ax.figure.savefig(OUT / "chinchilla_reliability.png", dpi=120, bbox_inches="tight")
 report.round(3)
 
 # %%
 headline = {
-    "calibration": {"tau": discrepancy.tau, "describe": discrepancy.describe(),
+    "calibration": {**discrepancy.summary(), "describe": discrepancy.describe(),
                     "report": report.to_dict(orient="records")},
     "n_runs": data.n,
     "map": fit.point,

@@ -156,7 +156,7 @@ cal_frame = acc_frame[acc_frame.task.isin(SUBSET)]
 LEVELS = (0.5, 0.8, 0.9)
 calibrated = {level: extrapolation_study(cal_frame, CAL_FORMS, y="score", holdout="C > 6e21", key=jax.random.key(5),
                                          task="task", chance=CHANCE, fitter=LSQ, interval=level,
-                                         calibrate=Calibration(pooled=True, level=level))
+                                         calibrate=Calibration(pooled=True))
               for level in LEVELS}
 cal90 = calibrated[0.9]
 print(cal90.selection.round(4).to_string(index=False))
@@ -184,7 +184,7 @@ bt_task = SUBSET[0]
 bt_rows = acc_frame[(acc_frame.task == bt_task) & (acc_frame.C <= 6e21)]
 bt_law = laws.direct.with_chance(CHANCE[bt_task])
 bt = backtest(bt_law, bs.from_frame(bt_rows[bt_rows.score >= CHANCE[bt_task] + 0.05], bt_law, x=["C"], y="score"))
-report = calibration_report(bt, learn_discrepancy(bt, level=0.9))
+report = calibration_report(bt, learn_discrepancy(bt))
 ax = plot_reliability(reliability.nominal, [reliability.plain_direct, reliability.calibrated],
                       labels=["direct law, plain band", "calibrated (backtest discrepancy + law-form mixture)"],
                       counts=int(cal90.runs[cal90.runs.law == "calibrated"].shape[0]))

@@ -26,8 +26,12 @@ class InputError(ArgumentError):
     """Bad input at the command line: reported as one line, exit code 2."""
 
 
-def law_named(name: str, chance: float | None, stage1: str | None = None) -> Law:
-    """A library law (``--chance`` bound, ``--stage1`` swapped into a two-stage law)."""
+def law_named(name: str, chance: float | dict | None, stage1: str | None = None) -> Law:
+    """A library law (``--chance`` bound, ``--stage1`` swapped into a two-stage law).
+
+    A per-group ``--chance`` (a mapping) is bound group by group (:func:`groups`), not here.
+    """
+    chance = None if isinstance(chance, dict) else chance
     try:
         law = get_law(name)
         if stage1 is not None and law.stages:
@@ -79,7 +83,7 @@ def prepare(args: argparse.Namespace):
     if getattr(args, "saved", None):
         if args.data:
             raise InputError(f"give either a data file ({args.data!r}) or --from {args.saved!r}, not both")
-        ignored = [f"--{f}" for f in ("law", "x", "y", "where", "chance", "proxy") if getattr(args, f, None)]
+        ignored = [f"--{f}" for f in ("law", "x", "y", "where", "chance", "proxy", "by") if getattr(args, f, None)]
         if ignored:
             raise InputError(f"--from {args.saved!r} uses the saved law and rows; drop {', '.join(ignored)}")
         try:
@@ -93,12 +97,37 @@ def prepare(args: argparse.Namespace):
     missing = [f"--{f}" for f in ("laws" if hasattr(args, "laws") else "law", "x", "y") if not getattr(args, f, None)]
     if missing:
         raise InputError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required with a data file")
+    if isinstance(getattr(args, "chance", None), dict) and not getattr(args, "by", None):
+        raise InputError("--chance GROUP=Q,... names groups: give the column they are values of with --by")
     law = law_named(args.law, args.chance, args.stage1) if hasattr(args, "law") else None
     try:
         frame = derive(read_csv(args.data), args.derive)
     except bf.DataError as exc:
         raise InputError(str(exc)) from None
     return law, frame, [c.strip() for c in args.x.split(",") if c.strip()]
+
+
+def groups(args: argparse.Namespace, law: Law, frame: pd.DataFrame) -> dict[str, tuple[Law, pd.DataFrame]]:
+    """``--by COL``: each value's law (with its ``--chance``) and rows, in order of appearance."""
+    by = args.by
+    if by not in frame.columns:
+        raise InputError(f"--by {by!r} is not a column of the table.{suggest(by, list(frame.columns))}")
+    labels = frame[by].astype(str)
+    values = list(dict.fromkeys(labels))
+    chance = args.chance if isinstance(args.chance, dict) else None
+    if chance is not None:
+        unknown = [g for g in chance if g not in values]
+        if unknown:
+            raise InputError(f"--chance names {', '.join(map(repr, unknown))}, not values of column {by!r} "
+                             f"({', '.join(values[:12])}{', ...' if len(values) > 12 else ''})")
+        missing = [g for g in values if g not in chance]
+        if missing and law.response.chance is not None:
+            raise InputError(f"--chance gives no chance level for {', '.join(map(repr, missing))} (values of {by!r})")
+    out = {}
+    for g in values:
+        law_g = law_named(args.law, chance[g], args.stage1) if chance is not None else law
+        out[g] = (law_g, frame[(labels == g).to_numpy()])
+    return out
 
 
 def fitter_for(args: argparse.Namespace) -> bf.Fitter:

@@ -37,15 +37,25 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bayescale.cli.inputs import InputError, check_counts, fit_table, law_named, numbers, parse_at, parse_mix, prepare
+from bayescale.cli.inputs import (
+    InputError,
+    check_counts,
+    fit_table,
+    groups,
+    law_named,
+    numbers,
+    parse_at,
+    parse_mix,
+    prepare,
+)
 from bayescale.cli.parser import parser
 from bayescale.cli.report import finish, fit_payload, input_paths, output_paths, print_fit, scalars, write_outputs
 from bayescale.convert.files import check_output, check_outputs, outputs, written
 from bayescale.demo import run_demo
-from bayescale.derive import forecast, optimal_bands
+from bayescale.derive import Forecast, optimal_bands
 from bayescale.errors import BayescaleError, OutputError
-from bayescale.evaluate import backtest, compare, learn_discrepancy
-from bayescale.fit import DataError, Fit
+from bayescale.evaluate import compare, forecast, forecast_groups
+from bayescale.fit import Fit
 from bayescale.fit.budget import memory_budget
 from bayescale.plot import plot_forecast, plot_optimal
 
@@ -55,6 +65,8 @@ __all__ = ["main"]
 def _fit(args) -> int:
     t0 = time.perf_counter()
     law, frame, x = prepare(args)
+    if args.by:
+        return _fit_groups(args, law, frame, x, t0)
     fit = fit_table(args, law, frame, x)
     print_fit(fit, args.interval)
     payload = fit_payload(fit, args.interval) | {"seed": args.seed, "seconds": round(time.perf_counter() - t0, 4)}
@@ -63,44 +75,73 @@ def _fit(args) -> int:
     return finish(args, "; ".join(fit.problems))
 
 
+def _fit_groups(args, law, frame, x, t0: float) -> int:
+    """``fit --by COL``: one fit per value of COL, reported one after another (JSON: ``groups``)."""
+    if args.save or args.plot:
+        raise InputError("--save and --plot hold one fit; with --by, fit one group at a time (--where) to keep it")
+    fits = {g: fit_table(args, law_g, rows, x) for g, (law_g, rows) in groups(args, law, frame).items()}
+    payload: dict = {"law": law.name, "by": args.by, "groups": {}}
+    for g, fit in fits.items():
+        print(f"{args.by} = {g}:")
+        print_fit(fit, args.interval)
+        payload["groups"][g] = fit_payload(fit, args.interval)
+    payload |= {"seed": args.seed, "seconds": round(time.perf_counter() - t0, 4)}
+    write_outputs(args, payload)
+    return finish(args, "; ".join(f"{g}: {'; '.join(f.problems)}" for g, f in fits.items() if f.problems))
+
+
 def _fitted(args, law, frame_or_fit, x) -> Fit:
     """The fit a forecast or optimum reads: from ``--from``, or fitted to the data file."""
     return frame_or_fit if isinstance(frame_or_fit, Fit) else fit_table(args, law, frame_or_fit, x)
 
 
-def _discrepancy(fit: Fit, args):
-    """The law discrepancy learned from backtests on the fit's own runs (None, with a note, if impossible)."""
-    if fit.data is None or fit.parts:
-        why = "two-stage laws are not backtested" if fit.parts else "the fit carries no data"
-        print(f"note: plain band ({why})", file=sys.stderr)
-        return None
-    try:
-        return learn_discrepancy(backtest(fit.law, fit.data), level=args.interval)
-    except (DataError, ValueError) as exc:
-        print(f"note: plain band: the runs are too few to backtest ({exc})", file=sys.stderr)
-        return None
+def _forecast_one(args, fit: Fit, points, key) -> Forecast:
+    if args.band == "plain":
+        return forecast(fit, points, key=key, interval=args.interval, calibrated=False)
+    return forecast(fit, points, key=key, interval=args.interval)
+
+
+def _forecast_payload(f: Forecast, fit: Fit) -> dict:
+    return {"points": f.to_frame().to_dict(orient="records"), "diagnostics": scalars(fit.diagnostics),
+            "discrepancy": None if f.discrepancy is None else f.discrepancy.summary(), "weights": f.weights}
 
 
 def _forecast(args) -> int:
     t0 = time.perf_counter()
     law, frame_or_fit, x = prepare(args)
     points = parse_at(args.at, law)  # before the fit: a bad --at costs nothing
+    key = jax.random.key(args.seed + 1)
+    if args.by:
+        return _forecast_groups(args, law, frame_or_fit, x, points, key, t0)
     fit = _fitted(args, law, frame_or_fit, x)
-    tau = _discrepancy(fit, args) if args.band == "calibrated" else None
-    f = forecast(fit, points, key=jax.random.key(args.seed + 1), interval=args.interval, discrepancy=tau)
-    table = f.to_frame()
-    print(f"law {fit.law.name} ({fit.method}); {args.interval:.0%} intervals: "
-          f"{'calibrated' if tau else 'plain'} predictive (lo, hi) and credible")
-    if tau is not None:
-        print(f"  {tau.describe()}")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
-    payload = {"law": fit.law.name, "method": fit.method, "interval": args.interval, "band": "calibrated" if tau else
-               "plain", "points": table.to_dict(orient="records"), "diagnostics": scalars(fit.diagnostics),
-               "discrepancy": None if tau is None else {"tau": tau.tau, "along": tau.along, "describe": tau.describe()},
-               "seconds": round(time.perf_counter() - t0, 4)}
-    write_outputs(args, payload, draw=lambda: plot_forecast(fit, interval=args.interval, discrepancy=tau, points=f,
-                                                             key=jax.random.key(args.seed + 1)))
+    f = _forecast_one(args, fit, points, key)
+    print(f"law {fit.law.name} ({fit.method}); {f.describe()}")
+    print(f.to_frame().to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    payload = {"law": fit.law.name, "method": fit.method, "interval": args.interval, "band": args.band,
+               **_forecast_payload(f, fit), "seconds": round(time.perf_counter() - t0, 4)}
+    write_outputs(args, payload, draw=lambda: plot_forecast(fit, interval=args.interval, discrepancy=f.discrepancy,
+                                                             points=f, key=key))
     return finish(args, "; ".join(fit.problems))
+
+
+def _forecast_groups(args, law, frame, x, points, key, t0: float) -> int:
+    """``forecast --by COL``: one fit per group; the calibrated bands learn their discrepancy across the groups."""
+    if args.plot:
+        raise InputError("--plot draws one fit; with --by, forecast one group at a time (--where) to plot it")
+    fits = {g: fit_table(args, law_g, rows, x) for g, (law_g, rows) in groups(args, law, frame).items()}
+    if args.band == "plain":
+        out = {g: forecast(fit, points, key=jax.random.fold_in(key, i), interval=args.interval, calibrated=False)
+               for i, (g, fit) in enumerate(fits.items())}
+    else:
+        out = forecast_groups(fits, points, key=key, interval=args.interval)
+    payload: dict = {"law": law.name, "by": args.by, "interval": args.interval, "band": args.band, "groups": {}}
+    for g, f in out.items():
+        print(f"{args.by} = {g}: law {fits[g].law.name} ({fits[g].method}); {f.describe()}")
+        print(f.to_frame().to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+        payload["groups"][g] = {"method": fits[g].method, **_forecast_payload(f, fits[g])}
+    payload["seconds"] = round(time.perf_counter() - t0, 4)
+    write_outputs(args, payload)
+    return finish(args, "; ".join(f"{g}: {'; '.join(f.problems)}" for g, f in fits.items() if f.problems))
 
 
 def _optimal(args) -> int:

@@ -79,6 +79,19 @@ def number(text: str) -> float:
     return value
 
 
+def chance(text: str) -> float | dict[str, float]:
+    """``--chance 0.25`` or, per group of ``--by``, ``--chance "arc_easy=0.25,piqa=0.5"``."""
+    if "=" not in text:
+        return number(text)
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = (s.strip() for s in part.rpartition("="))
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"each part must look like GROUP=Q (got {part!r})")
+        out[name] = number(value)
+    return out
+
+
 def memory(text: str) -> int:
     """``--memory 4GB`` -> bytes."""
     try:
@@ -110,7 +123,8 @@ def _fit_arguments(cmd: argparse.ArgumentParser, several: bool) -> None:
     add("--where", metavar="EXPR", help=f'rows to fit: {EXPRESSION}, e.g. "loss < 3.4"')
     add("--derive", action="append", default=[], metavar="NAME=EXPR",
         help=f"add a column NAME computed before fitting from {EXPRESSION} (repeatable)")
-    add("--chance", type=number, help="chance level Q_rand of an accuracy law (e.g. 0.25)")
+    add("--chance", type=chance, help="chance level Q_rand of an accuracy law (e.g. 0.25), or one per group of --by "
+                                      '(e.g. "arc_easy=0.25,piqa=0.5")')
     add("--proxy", help="intermediate (loss) column of a two-stage law")
     add("--stage1", metavar="LAW", help="stage-1 law of a two-stage law (default pure_power_law; power_law adds a "
                                         "constant; chinchilla reads N and D)")
@@ -162,6 +176,9 @@ def parser() -> argparse.ArgumentParser:
     optimal.add_argument("--mix", metavar="NAME=W,..", help="optimum of a weighted validation mix: fit the law to the "
                          "rows of each NAME in --by and weight the losses (weights are normalised to sum to 1)")
     optimal.add_argument("--by", metavar="COL", help="column whose values --mix names (e.g. val_set)")
+    for name in ("fit", "forecast"):
+        cmds[name].add_argument("--by", metavar="COL", help="fit each value of COL (e.g. benchmark) on its own rows; "
+                                "forecast: the groups' calibrated bands borrow strength from each other")
     demo = sub.add_parser("demo", help="fit the bundled Gadre et al. runs and write a plot")
     demo.add_argument("--out", default="demo_out", metavar="FOLDER", help="output folder (default: demo_out)")
     demo.add_argument("--keep", type=whole, default=64, help="starts polished per fit")

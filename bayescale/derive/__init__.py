@@ -10,19 +10,23 @@ from bayescale.derive.allocation import (
     reach_bands,
 )
 from bayescale.derive.bands import Band, band
-from bayescale.derive.forecast import Discrepancy, Forecast, forecast, predictive_draws
+from bayescale.derive.discrepancy import DEFAULT_PRIORS, Discrepancy, DiscrepancyPrior, distance_beyond, prior_for
+from bayescale.derive.forecast import Forecast, forecast, predictive_draws
 from bayescale.derive.prediction import predict, predict_fit_space
 from bayescale.derive.skills import IsoflopAnalysis, isoflop_analysis, isoflop_grid, mix_curve
 
 __all__ = [
+    "DEFAULT_PRIORS",
     "Allocation",
     "Band",
     "Discrepancy",
+    "DiscrepancyPrior",
     "Forecast",
     "IsoflopAnalysis",
     "band",
     "compute_optimal",
     "compute_to_reach",
+    "distance_beyond",
     "forecast",
     "isoflop_analysis",
     "isoflop_grid",
@@ -33,5 +37,6 @@ __all__ = [
     "predict",
     "predict_fit_space",
     "predictive_draws",
+    "prior_for",
     "reach_bands",
 ]

@@ -4,9 +4,9 @@
 * the *predictive* band: plus observation noise, where a new run would land -- for NUTS
   the posterior of ``sigma`` under the fitted likelihood, for MAP and bootstrap fits the
   plug-in Gaussian with the MAP fit's robust residual scale;
-* the *calibrated* band: the predictive band widened beyond the largest fitted run by a
-  :class:`Discrepancy` (the law's own error there, learned from backtests in
-  :mod:`bayescale.evaluate.backtest`).
+* the *calibrated* band: the predictive band widened beyond the fitted runs by a
+  :class:`~bayescale.derive.discrepancy.Discrepancy` (the law's own error there, learned from
+  backtests in :mod:`bayescale.evaluate.backtest`).
 """
 
 from __future__ import annotations
@@ -21,43 +21,14 @@ import pandas as pd
 
 from bayescale.derive.bands import Band, band
 from bayescale.derive.checks import check_fit, check_interval, covariate_values
+from bayescale.derive.discrepancy import Discrepancy, distance_beyond
 from bayescale.derive.prediction import predict_fit_space
-from bayescale.errors import ArgumentError, ArgumentTypeError, expect
+from bayescale.errors import ArgumentError, expect
 from bayescale.fit import Fit, float64
 from bayescale.fit.map import check_key
 from bayescale.fit.model import observe
 
-__all__ = ["Discrepancy", "Forecast", "forecast", "predictive_draws"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Discrepancy:
-    """Extra fit-space spread ``tau·d`` at ``d`` e-folds of ``along`` beyond the largest fitted run."""
-
-    tau: float
-    along: str
-    n_errors: int = 0
-    n_origins: int = 0
-    n_tasks: int = 1
-    level: float | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float, np.number)) \
-                or not np.isfinite(self.tau) or self.tau < 0:
-            raise ArgumentError(f"Discrepancy: tau must be a finite number >= 0, got {self.tau!r}")
-        if not isinstance(self.along, str) or not self.along:
-            raise ArgumentTypeError(f"Discrepancy: along must name a covariate (a str), got {self.along!r}")
-
-    def scale(self, x_along, x_max: float) -> np.ndarray:
-        d = np.maximum(0.0, np.log(np.asarray(x_along, dtype=float) / float(x_max)))
-        return self.tau * d
-
-    def describe(self) -> str:
-        how = f"coverage-matched at {self.level:.0%}" if self.level else "maximum likelihood"
-        source = (f"{how}, learned from {self.n_errors} backtest errors over {self.n_origins} cut-offs"
-                  + (f" pooled over {self.n_tasks} tasks" if self.n_tasks > 1 else ""))
-        return (f"law discrepancy: sd {self.tau:.3g} (fit space) per e-fold of {self.along} beyond the largest "
-                f"fitted run, added in quadrature to the noise; {source}")
+__all__ = ["Forecast", "forecast", "predictive_draws"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +46,20 @@ class Forecast:
     predictive: Band
     method: str
     discrepancy: Discrepancy | None = None
+    weights: dict[str, float] | None = None
+    """Law forms averaged and their weights (from backtests), when the forecast is a law-form average."""
+
+    def describe(self) -> str:
+        """What the bands are: plain or calibrated, the discrepancy and the law forms' weights."""
+        level = f"{self.credible.interval:.0%}"
+        kind = "calibrated predictive" if self.discrepancy is not None else "plain predictive"
+        lines = [f"{level} intervals: {kind} (lo, hi), credible ({self.method}) (credible_lo, credible_hi)"]
+        if self.weights:
+            lines.append("law forms averaged, weighted by backtest log score: "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in self.weights.items()))
+        if self.discrepancy is not None:
+            lines.append(self.discrepancy.describe())
+        return "\n".join(lines)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per point: the covariates, ``estimate``, ``lo``/``hi`` (predictive), ``credible_lo``/``_hi``."""
@@ -114,16 +99,16 @@ def forecast(fit: Fit, x: Mapping[str, object], *, key: jax.Array, interval: flo
                     credible=credible, predictive=band(pred, interval), method=fit.method, discrepancy=discrepancy)
 
 
-def _extra(fit: Fit, x: Mapping[str, object], shape: tuple[int, ...], discrepancy: Discrepancy | None):
+def _extra(fit: Fit, x: Mapping[str, np.ndarray], leading: tuple[int, ...], shape: tuple[int, ...],
+           discrepancy: Discrepancy | None, key: jax.Array):
+    """Draws of the law's error beyond the fitted runs, ``leading + shape`` (``None`` without a discrepancy)."""
     if discrepancy is None:
         return None
-    if fit.data is None or discrepancy.along not in fit.data.x:
-        raise ArgumentError(f"a discrepancy along {discrepancy.along!r} needs the fit's data "
-                            f"(the largest fitted {discrepancy.along})")
-    if discrepancy.along not in x:
-        raise ArgumentError(f"a discrepancy along {discrepancy.along!r} needs x[{discrepancy.along!r}]")
-    x_along = np.broadcast_to(np.asarray(x[discrepancy.along], dtype=float), shape)
-    return jnp.asarray(discrepancy.scale(x_along, float(np.max(fit.data.x[discrepancy.along]))))
+    if fit.data is None:
+        raise ArgumentError("a discrepancy needs the fit's data (how far beyond its runs a point is); "
+                            "this fit carries none")
+    d = distance_beyond(fit.law, fit.data.x, x, shape)
+    return discrepancy.sample(key, d, leading)
 
 
 @float64
@@ -146,8 +131,10 @@ def _draws(fit: Fit, x: Mapping[str, object], key: jax.Array, discrepancy: Discr
     x = covariate_values(fit.law, x, function)
     mu = predict_fit_space(fit.law, fit.draws, x)  # (chain, draw) + shape
     reps = -(-_MIN_NOISE // fit.n_draws)
-    extra = _extra(fit, x, mu.shape[2:], discrepancy)
+    k_obs, k_extra = jax.random.split(key)
+    leading = (mu.shape[0], mu.shape[1] * reps)
+    extra = _extra(fit, x, leading, mu.shape[2:], discrepancy, k_extra)
     mean = np.asarray(fit.law.response.from_fit(jnp.asarray(mu)))
-    pred = np.asarray(observe(fit.law, fit.likelihood, key, jnp.asarray(np.repeat(mu, reps, axis=1)),
+    pred = np.asarray(observe(fit.law, fit.likelihood, k_obs, jnp.asarray(np.repeat(mu, reps, axis=1)),
                               jnp.asarray(np.repeat(fit.sigma, reps, axis=1)), extra))
     return mean, pred

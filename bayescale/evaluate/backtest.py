@@ -33,9 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from jax.scipy.special import ndtri
+from scipy.special import gammaln
+from scipy.stats import t as student_t
 
-from bayescale.derive import Discrepancy
-from bayescale.derive.checks import check_interval, check_number, numbers_of
+from bayescale.derive import Discrepancy, distance_beyond
+from bayescale.derive.checks import check_interval, numbers_of
 from bayescale.errors import ArgumentError, ArgumentTypeError, Interrupted, expect, interruptible
 from bayescale.fit import (
     Data,
@@ -62,7 +64,7 @@ from bayescale.fit.model import log_abs_dz_dy
 from bayescale.laws import Law
 from bayescale.tables.frame import suggest
 
-__all__ = ["Backtest", "backtest", "backtest_score", "calibration_report", "learn_discrepancy"]
+__all__ = ["Backtest", "backtest", "backtest_score", "calibration_report", "default_along"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +139,7 @@ def backtest(
         fitted = masks[k] > 0
         n_k = int(fitted.sum())
         scale = math.sqrt(float(np.sum(resid[k][fitted] ** 2)) / max(n_k - law.n_params, 1))  # unbiased
-        top = xa[fitted].max()
+        distance = distance_beyond(law, {c: v[fitted] for c, v in data.x.items()}, data.x, (data.n,))
         # Gauss-Newton variance of each forecast from the cut-off fit's parameter uncertainty
         usable = bool(ok[k] and np.isfinite(f_best[k]) and np.all(np.isfinite(jac[k])) and np.isfinite(scale))
         param_var = np.full(data.n, np.nan)
@@ -148,18 +150,26 @@ def backtest(
                                 scale=scale, converged=usable))
         for i in np.flatnonzero(~fitted):
             rows.append(dict(origin=float(cut), row=data.rows[i], x=float(xa[i]), y=float(data.y[i]),
-                             distance=float(np.log(xa[i] / top)),
+                             distance=float(distance[i]),
                              error=float(-resid[k][i]), scale=scale,
                              param_sd=float(np.sqrt(np.maximum(param_var[i], 0.0))),
                              n_fit=int(fitted.sum()), converged=origin_rows[-1]["converged"]))
     return Backtest(law=law, along=along, errors=pd.DataFrame(rows), origins=pd.DataFrame(origin_rows))
 
 
+def default_along(law: Law) -> str:
+    """The direction users extrapolate along: the compute covariate, else model size, else the last log-scale one."""
+    roles = law.roles
+    for role in ("compute", "size"):
+        if role in roles:
+            return roles[role]
+    return next((c.name for c in reversed(law.covariates) if c.log_scale), law.covariate_names[-1])
+
+
 def _check_backtest(law, data, along, origins, min_runs, most, objective, starts, solver) -> tuple[str, int]:
     """The checked ``along`` and ``min_runs`` of :func:`backtest`; errors name the argument."""
     check_fit_inputs(law, data, "backtest")
-    if along is None:
-        along = next((c.name for c in reversed(law.covariates) if c.log_scale), law.covariate_names[-1])
+    along = default_along(law) if along is None else along
     expect(along, str, "along", "backtest")
     if along not in law.covariate_names:
         raise ArgumentError(f"backtest: along must be a covariate of law {law.name!r} "
@@ -212,67 +222,35 @@ def _cutoff_fit(law: Law, objective: Objective, solver: Solver, grid, x, z, w, k
     return out.u[pick], bool(out.converged[pick]), float(f[pick])
 
 
-# --------------------------------------------------------------------------- the discrepancy
+# --------------------------------------------------------------------------- scoring with a discrepancy
 
 
-def _log_lik(tau: np.ndarray, e: np.ndarray, s: np.ndarray, d: np.ndarray) -> np.ndarray:
-    var = s[None, :] ** 2 + (tau[:, None] * d[None, :]) ** 2
-    return -0.5 * np.sum(np.log(var) + e[None, :] ** 2 / var, axis=1)
+def _spread(err: pd.DataFrame, discrepancy: Discrepancy | None) -> tuple[np.ndarray, float]:
+    """Each backtest error's forecast scale (noise, parameter spread and the discrepancy) and the tails' df."""
+    s2 = err["scale"].to_numpy(dtype=float) ** 2 + err["param_sd"].to_numpy(dtype=float) ** 2
+    if discrepancy is None:
+        return np.sqrt(s2), math.inf
+    return np.sqrt(s2 + discrepancy.sd(err["distance"].to_numpy(dtype=float)) ** 2), float(discrepancy.df)
 
 
-def learn_discrepancy(*backtests: Backtest, converged_only: bool = True, level: float | None = None,
-                      max_distance: float | None = None) -> Discrepancy:
-    """``tau`` of ``e ~ Normal(0, s² + v + (tau·d)²)`` from the backtests' errors.
+def _log_density(e: np.ndarray, sd: np.ndarray, df: float) -> np.ndarray:
+    if not np.isfinite(df):
+        return -0.5 * (np.log(2 * np.pi * sd**2) + (e / sd) ** 2)
+    return (gammaln((df + 1) / 2) - gammaln(df / 2) - 0.5 * np.log(df * np.pi) - np.log(sd)
+            - (df + 1) / 2 * np.log1p((e / sd) ** 2 / df))
 
-    By default the maximum-likelihood ``tau``.  With ``level`` (e.g. 0.9) instead the
-    smallest ``tau`` whose central ``level`` band covers at least ``level`` of the backtest
-    errors (coverage-matched, as split-conformal calibration does): the likelihood fits the
-    bulk of the errors, this one their tails.  ``max_distance`` keeps only errors at most
-    that many e-folds beyond their cut-off.  Several backtests (one per task, same
-    ``along``) share one ``tau``: partial information from every task, as a pooled
-    hierarchical level would give with a tight hyperprior.
-    """
-    if not backtests:
-        raise ArgumentError("learn_discrepancy: give at least one backtest")
-    for i, b in enumerate(backtests):
-        expect(b, Backtest, f"backtest {i + 1}", "learn_discrepancy")
-    if level is not None:
-        check_interval(level, "learn_discrepancy", "level")
-    if max_distance is not None:
-        check_number(max_distance, "max_distance", "learn_discrepancy", positive=True)
-    along = {b.along for b in backtests}
-    if len(along) > 1:
-        raise ArgumentError(f"backtests along different covariates {sorted(along)} cannot share a discrepancy")
-    frames = [b.errors[b.errors.converged] if converged_only else b.errors for b in backtests]
-    errors = pd.concat(frames, ignore_index=True)
-    errors = errors[errors.distance > 0]
-    if max_distance is not None:
-        errors = errors[errors.distance <= max_distance]
-    if errors.empty:
-        raise ArgumentError("learn_discrepancy: no backtest error beyond a cut-off's largest run to learn from")
-    e, d = errors["error"].to_numpy(dtype=float), errors["distance"].to_numpy(dtype=float)
-    s = np.maximum(np.hypot(errors["scale"].to_numpy(dtype=float), errors["param_sd"].to_numpy(dtype=float)), 1e-12)
-    grid = np.concatenate([[0.0], np.geomspace(1e-5, 10.0, 600)])
-    n_origins = sum(int(f.origin.nunique()) for f in frames)
-    if level is not None:
-        q = float(ndtri(0.5 + level / 2.0))
-        need = np.sqrt(np.maximum((e / q) ** 2 - s**2, 0.0)) / d  # the tau that just covers each error
-        tau = float(np.quantile(need, level, method="higher"))
-        return Discrepancy(tau=tau, along=along.pop(), n_errors=len(errors), n_origins=n_origins,
-                           n_tasks=len(backtests), level=level)
-    ll = _log_lik(grid, e, s, d)
-    i = int(np.argmax(ll))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    fine = np.linspace(lo, hi, 201)
-    tau = float(fine[int(np.argmax(_log_lik(fine, e, s, d)))])
-    return Discrepancy(tau=tau, along=along.pop(), n_errors=len(errors), n_origins=n_origins, n_tasks=len(backtests))
+
+def _central(level: float, df: float) -> float:
+    """The half-width, in scales, of a central ``level`` band (Gaussian or Student-t)."""
+    return float(ndtri(0.5 + level / 2.0)) if not np.isfinite(df) else float(student_t.ppf(0.5 + level / 2.0, df))
 
 
 @float64
 def backtest_score(backtest_result: Backtest, discrepancy: Discrepancy | None = None) -> float:
     """Mean log predictive density of the backtest's later runs, in the response's natural units.
 
-    The forecast density is ``Normal(0, s² + v + (tau·d)²)`` in fit space, Jacobian-corrected
+    The forecast density is ``StudentT(df, 0, sqrt(s² + v + sd(d)²))`` in fit space (Gaussian
+    without a discrepancy; ``sd(d)`` the discrepancy's point values), Jacobian-corrected
     to the observed ``y`` (``log |dz/dy|``), so laws fitted in different spaces compare on one
     scale.  Higher is better; it ranks law forms by how well they *extrapolate* on the runs the
     user has, which is what the calibrated forecast selects by.
@@ -281,12 +259,9 @@ def backtest_score(backtest_result: Backtest, discrepancy: Discrepancy | None = 
     err = backtest_result.errors[backtest_result.errors.converged]
     if err.empty:
         return float("-inf")
-    e, d = err["error"].to_numpy(dtype=float), err["distance"].to_numpy(dtype=float)
-    tau = discrepancy.tau if discrepancy is not None else 0.0
-    var = err["scale"].to_numpy(dtype=float) ** 2 + err["param_sd"].to_numpy(dtype=float) ** 2 \
-        + (tau * np.maximum(d, 0.0)) ** 2
+    sd, df = _spread(err, discrepancy)
     jac = np.asarray(log_abs_dz_dy(backtest_result.law, jnp.asarray(err["y"].to_numpy(dtype=float))))
-    return float(np.mean(-0.5 * (np.log(2 * np.pi * var) + e**2 / var) + jac))
+    return float(np.mean(_log_density(err["error"].to_numpy(dtype=float), sd, df) + jac))
 
 
 # --------------------------------------------------------------------------- calibration report
@@ -319,15 +294,13 @@ def calibration_report(backtest_result: Backtest, discrepancy: Discrepancy | Non
                                 f"got {levels!r}")
     levels = [check_interval(v, "calibration_report", "levels") for v in levels]
     err = backtest_result.errors[backtest_result.errors.converged]
-    e, d = err["error"].to_numpy(dtype=float), err["distance"].to_numpy(dtype=float)
-    s = np.hypot(err["scale"].to_numpy(dtype=float), err["param_sd"].to_numpy(dtype=float))
-    tau = discrepancy.tau if discrepancy is not None else 0.0
-    wide = np.sqrt(s**2 + (tau * np.maximum(d, 0.0)) ** 2)
+    e = err["error"].to_numpy(dtype=float)
+    spreads = {"plain": _spread(err, None), "calibrated": _spread(err, discrepancy)}
     rows = []
     for level in levels:
-        q = float(ndtri(0.5 + level / 2.0))
         row = {"level": float(level), "n": int(len(e))}
-        for name, sc in (("plain", s), ("calibrated", wide)):
+        for name, (sc, df) in spreads.items():
+            q = _central(level, df)
             row[f"coverage_{name}"] = float(np.mean(np.abs(e) <= q * sc))
             row[f"interval_score_{name}"] = float(np.mean(_interval_score(-q * sc, q * sc, e, level)))
             row[f"half_width_{name}"] = float(np.median(q * sc))

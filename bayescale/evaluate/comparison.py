@@ -151,7 +151,8 @@ def score_heldout(fitted: Fit, test: Data, *, key: jax.Array, interval: float = 
         inside_cal = (test.y >= g.predictive.lo) & (test.y <= g.predictive.hi)
         width = np.maximum(f.predictive.hi - f.predictive.lo, 1e-300)
         table["lo_cal"], table["hi_cal"], table["inside_cal"] = g.predictive.lo, g.predictive.hi, inside_cal
-        out.update(coverage_calibrated=float(inside_cal.mean()), tau=float(discrepancy.tau),
+        out.update(coverage_calibrated=float(inside_cal.mean()), offset=float(discrepancy.offset),
+                   tau=float(discrepancy.growth),
                    width_ratio=float(np.median((g.predictive.hi - g.predictive.lo) / width)))
     return out
 

@@ -31,8 +31,9 @@ import pandas as pd
 
 from bayescale.derive import Discrepancy, predictive_draws
 from bayescale.errors import interruptible
-from bayescale.evaluate.backtest import Backtest, backtest, backtest_score, learn_discrepancy
+from bayescale.evaluate.backtest import Backtest, backtest, backtest_score
 from bayescale.evaluate.comparison import score_heldout
+from bayescale.evaluate.discrepancy import learn_discrepancy
 from bayescale.fit import Data, DataError, Fit, Fitter, fit_map, fit_two_stage
 from bayescale.laws import Law
 from bayescale.tables import columns_of, expr, from_frame, two_stage_data
@@ -45,16 +46,15 @@ class Calibration:
     """How an extrapolation study calibrates its bands (:mod:`bayescale.evaluate.backtest`).
 
     ``pooled``: one discrepancy per law over all tasks (and a mixture of the laws'
-    widened forecasts, ``law="calibrated"`` rows), else one per task.  ``level`` and
-    ``max_distance`` go to :func:`~bayescale.evaluate.learn_discrepancy`.
+    widened forecasts, ``law="calibrated"`` rows), else one per task.  ``max_distance``
+    goes to :func:`~bayescale.evaluate.learn_discrepancy`.
     """
 
     pooled: bool = True
-    level: float | None = None
     max_distance: float | None = None
 
     def learn(self, *backtests: Backtest) -> Discrepancy:
-        return learn_discrepancy(*backtests, level=self.level, max_distance=self.max_distance)
+        return learn_discrepancy(*backtests, max_distance=self.max_distance)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,8 +182,8 @@ def _pool(backtests: dict, calibration: Calibration) -> tuple[dict, pd.DataFrame
         mine = [b for (_, n), b in backtests.items() if n == name]
         pooled[name] = calibration.learn(*mine)
         lpd = [backtest_score(b, pooled[name]) for b in mine]
-        scored.append(dict(law=name, tau=pooled[name].tau, backtest_lpd=float(np.mean(lpd)),
-                           n_errors=pooled[name].n_errors, tasks=len(mine)))
+        scored.append(dict(law=name, offset=pooled[name].offset, tau=pooled[name].growth,
+                           backtest_lpd=float(np.mean(lpd)), n_errors=pooled[name].n_errors, tasks=len(mine)))
     selection = pd.DataFrame(scored)
     if not selection.empty:  # each task counts once (the errors of overlapping cut-offs are correlated)
         total = selection.backtest_lpd * selection.tasks

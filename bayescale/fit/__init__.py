@@ -9,7 +9,7 @@ from bayescale.fit.lbfgs import OptaxLbfgs, ParallelLbfgs, Solver
 from bayescale.fit.map import fit_map, starts_for
 from bayescale.fit.model import Gaussian, HuberLikelihood, Likelihood, StudentT, model, pointwise_log_likelihood
 from bayescale.fit.nuts import fit_nuts
-from bayescale.fit.objective import Huber, Objective, SquaredError
+from bayescale.fit.objective import Huber, Objective, SquaredError, default_objective
 from bayescale.fit.precision import float64
 from bayescale.fit.result import BootstrapInfo, ComposedInfo, Fit, Fitter, MapInfo, NutsInfo, combine_stages
 from bayescale.fit.staged import fit_two_stage
@@ -37,6 +37,7 @@ __all__ = [
     "Scheme",
     "Solver",
     "SquaredError",
+    "default_objective",
     "StudentT",
     "combine_stages",
     "fit_bootstrap",

@@ -45,7 +45,7 @@ from bayescale.fit.map import (
     screen_starts,
     starts_for,
 )
-from bayescale.fit.objective import Huber, Objective
+from bayescale.fit.objective import Huber, Objective, default_objective
 from bayescale.fit.precision import float64
 from bayescale.fit.result import BootstrapInfo, Fit, Fitter, map_info, plug_in, warn_problems
 from bayescale.laws import Law
@@ -210,7 +210,7 @@ def bootstrap_starts(law: Law, data: Data, map_fit: Fit, starts: int, *, objecti
 
 @float64
 def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000, starts: int = 64,
-                  scheme: Scheme = Pairs(), objective: Objective = Huber(1e-3), solver: Solver = ParallelLbfgs(),
+                  scheme: Scheme = Pairs(), objective: Objective | None = None, solver: Solver = ParallelLbfgs(),
                   lanes: int | None = None, segment: int = 25, race: Race | None = Race(), map_fit: Fit | None = None,
                   progress: bool = False, warn: bool = True) -> Fit:
     """Refit ``law`` on ``resamples`` bootstrap resamples of ``data``.
@@ -269,6 +269,7 @@ def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000
     """
     t_start = time.perf_counter()
     _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, race, solver, map_fit)
+    objective = default_objective(law) if objective is None else objective
     per_resample = _resample_bytes(law, resamples)
     if map_fit is None:
         map_fit = fit_map(law, data, objective=objective, keep=max(starts, 64), warn=False)

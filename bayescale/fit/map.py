@@ -53,7 +53,7 @@ from bayescale.errors import ArgumentError, ArgumentTypeError, DataError, expect
 from bayescale.fit.budget import chunk
 from bayescale.fit.data import Data
 from bayescale.fit.lbfgs import OptaxLbfgs, Outcome, ParallelLbfgs, Solver, minimize
-from bayescale.fit.objective import Huber, Objective
+from bayescale.fit.objective import Objective, default_objective
 from bayescale.fit.precision import float64
 from bayescale.fit.result import Fit, Fitter, MapInfo, plug_in, robust_scale, warn_problems
 from bayescale.laws import Law
@@ -415,7 +415,7 @@ def fit_map(
     law: Law,
     data: Data,
     *,
-    objective: Objective = Huber(1e-3),
+    objective: Objective | None = None,
     starts: np.ndarray | None = None,
     keep: int | None = 64,
     solver: Solver = ParallelLbfgs(),
@@ -428,7 +428,9 @@ def fit_map(
     law, data:
         What to fit (``data`` from :func:`bayescale.from_frame`).
     objective:
-        Objective on fit-space residuals; default the papers' summed Huber, delta 1e-3.
+        Objective on fit-space residuals; default the papers' estimator for the law's response
+        (:func:`~bayescale.fit.objective.default_objective`: summed Huber, delta 1e-3, for
+        losses as Hoffmann et al.; least squares for accuracies as Krajewski et al.).
     starts:
         ``(S, P)`` natural-parameter starts; default :func:`starts_for`.
     keep:
@@ -456,6 +458,7 @@ def fit_map(
     """
     t0 = time.perf_counter()
     check_fit_inputs(law, data, "fit_map")
+    objective = default_objective(law) if objective is None else objective
     keep = positive_int(keep, "keep", "fit_map", optional=True)
     expect(solver, (ParallelLbfgs, OptaxLbfgs), "solver", "fit_map")
     theta0 = starts_for(law, data) if starts is None else _start_array(starts, law)

@@ -188,12 +188,11 @@ def means(law: Law, params, x):
 def observe(law: Law, likelihood: Likelihood, key, mu, sigma, extra=None):
     """New observations (natural units) around fit-space means ``mu`` ``(chain, draw) + shape``.
 
-    ``sigma`` has the leading ``(chain, draw)`` shape; ``extra`` (the trailing shape) adds
-    ``Normal(0, extra)`` in fit space: a law discrepancy beyond the fitted runs.
+    ``sigma`` has the leading ``(chain, draw)`` shape; ``extra`` (``mu``'s shape), when given,
+    is added in fit space: draws of a law discrepancy beyond the fitted runs.
     """
     noise_free = jnp.zeros_like(mu)
-    k_obs, k_extra = jax.random.split(key)
-    z = likelihood.distribution(noise_free, sigma.reshape(sigma.shape + (1,) * (mu.ndim - sigma.ndim))).sample(k_obs)
+    z = likelihood.distribution(noise_free, sigma.reshape(sigma.shape + (1,) * (mu.ndim - sigma.ndim))).sample(key)
     if extra is not None:
-        z = z + extra.reshape((1,) * (mu.ndim - extra.ndim) + extra.shape) * jax.random.normal(k_extra, mu.shape)
+        z = z + extra
     return law.response.from_fit(mu + z)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import jax.numpy as jnp
 
-__all__ = ["Huber", "Objective", "SquaredError"]
+__all__ = ["Huber", "Objective", "SquaredError", "default_objective"]
 
 
 class Objective(Protocol):
@@ -52,3 +52,11 @@ class SquaredError:
 
     def describe(self) -> str:
         return "summed squared error on fit-space residuals"
+
+
+def default_objective(law) -> Objective:
+    """The papers' estimator for ``law``'s response: ``Huber(delta)`` where the response names a Huber
+    threshold (losses: Hoffmann et al.'s 1e-3), least squares otherwise (accuracies: Krajewski et al.).
+    """
+    delta = getattr(law.response, "huber_delta", None)
+    return Huber(delta) if delta else SquaredError()

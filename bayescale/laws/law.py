@@ -97,6 +97,11 @@ class Response(Protocol):
 
     def validate(self, y: np.ndarray) -> Check: ...
 
+    @property
+    def huber_delta(self) -> float | None:
+        """The Huber threshold of the papers' estimator for this response (``None``: least squares)."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
@@ -109,6 +114,7 @@ class Loss:
     label: str = "loss"
     lower: float = 0.0
     upper: float = float("inf")
+    huber_delta: float | None = 1e-3
 
     def to_fit(self, y: Array) -> Array:
         return jnp.log(y)
@@ -139,11 +145,16 @@ class ChanceAccuracy:
     This is the space in which Krajewski et al. (2025) fit downstream accuracy:
     ``-log Q'`` behaves like a loss (positive, falling with compute).  ``chance``
     is ``Q_rand`` (0.25 for 4-way multiple choice, 0 for generative tasks).
-    Valid observations satisfy ``chance < Q < 1``.
+    Valid observations satisfy ``chance < Q < 1``; runs below ``chance + margin`` are
+    dropped with a note, as Krajewski et al. do (``margin`` 0.05): near chance the fit space
+    ``log(-log Q')`` magnifies the benchmark's sampling noise without bound.  Fitted by
+    least squares (``huber_delta`` None), the authors' estimator.
     """
 
     chance: float = 0.0
     label: str = "accuracy"
+    margin: float = 0.05
+    huber_delta: float | None = None
 
     @property
     def lower(self) -> float:
@@ -168,8 +179,10 @@ class ChanceAccuracy:
         return 1.0 - y
 
     def validate(self, y: np.ndarray) -> Check:
-        return Check(_outside_unit(y), _UNIT, (y <= self.chance) | (y >= 1.0),
-                     f"at or below chance (Q_rand = {self.chance:g}) or at 1, which log(-log Q') cannot represent")
+        near = f"within {self.margin:g} of " if self.margin > 0 else "at or below "
+        return Check(_outside_unit(y), _UNIT, (y <= self.chance) | (y < self.chance + self.margin) | (y >= 1.0),
+                     f"{near}chance (Q_rand = {self.chance:g}) or at 1, which log(-log Q') cannot represent "
+                     "or magnifies without bound")
 
 
 _UNIT = "must lie in [0, 1] (percentages? divide by 100)"
@@ -187,6 +200,7 @@ class Accuracy:
     lower: float = 0.0
     upper: float = 1.0
     closed: bool = True
+    huber_delta: float | None = None
 
     def to_fit(self, y: Array) -> Array:
         return jnp.asarray(y)
@@ -293,6 +307,10 @@ class Law:
     stages:
         For a law composed of two stages (:func:`bayescale.laws.compose`), the
         stage laws; :func:`bayescale.fit_two_stage` fits them one after the other.
+    alternatives:
+        Other forms of the same relation (same covariates and response) that the calibrated
+        forecast (:func:`bayescale.forecast`) averages with this one, weighted by how well
+        each extrapolates in backtests on the user's runs: ``direct`` and ``direct_ceiling``.
 
     Examples
     --------
@@ -317,11 +335,12 @@ class Law:
     starts: StartFn | None = None
     formula: str = ""
     stages: tuple[Law, ...] = ()
+    alternatives: tuple[Law, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ArgumentTypeError(f"Law: name must be a non-empty str, got {self.name!r}")
-        for field in ("params", "covariates", "priors", "stages"):
+        for field in ("params", "covariates", "priors", "stages", "alternatives"):
             value = getattr(self, field)
             if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
                 raise ArgumentTypeError(f"law {self.name!r}: {field} must be a tuple, got {type(value).__name__}")
@@ -371,7 +390,8 @@ class Law:
             raise ArgumentTypeError(f"with_chance: chance must be a number in [0, 1), got {type(chance).__name__}")
         if not 0.0 <= chance < 1.0:
             raise ArgumentError(f"with_chance: chance level must lie in [0, 1), got {chance}")
-        return dataclasses.replace(self, response=ChanceAccuracy(float(chance), label=self.response.label))
+        return dataclasses.replace(self, response=dataclasses.replace(self.response, chance=float(chance)),
+                                   alternatives=tuple(a.with_chance(chance) for a in self.alternatives))
 
     def with_priors(self, **priors: Distribution) -> Law:
         """The same law with some priors replaced (by parameter name)."""

@@ -12,6 +12,7 @@ to 5 nats, compute of 1e15 to 1e25 FLOPs); override them per parameter with
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 
@@ -172,6 +173,10 @@ direct_ceiling = Law(
     starts=_power_law_starts,
     formula="-log Q'(C) = A·C^-alpha + E",
 )
+
+# each averaged with the other by the calibrated forecast (weights from backtests on the user's runs)
+direct, direct_ceiling = (dataclasses.replace(direct, alternatives=(direct_ceiling,)),
+                          dataclasses.replace(direct_ceiling, alternatives=(direct,)))
 
 
 # --------------------------------------------------------------------------- BNSL
