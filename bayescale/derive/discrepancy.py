@@ -133,17 +133,17 @@ class Discrepancy:
         k_pick, k_norm, k_chi = jax.random.split(key, 3)
         grid = np.array([[self.offset, self.growth, self.df]]) if self.grid is None else np.asarray(self.grid)
         p = np.array([1.0]) if self.weights is None else np.asarray(self.weights)
-        pick = jax.random.choice(k_pick, len(p), shape=leading, p=jnp.asarray(p / p.sum()))
-        g = jnp.asarray(grid)[pick]  # leading + (3,)
-        expand = (slice(None),) * len(leading) + (None,) * np.ndim(d)
-        offset, growth, df = g[..., 0][expand], g[..., 1][expand], g[..., 2][expand]
-        dj = jnp.asarray(d)
-        scale = jnp.where(dj > 0, offset + growth * jnp.maximum(dj, 0.0), 0.0)
+        pick = np.asarray(jax.random.choice(k_pick, len(p), shape=leading, p=jnp.asarray(p / p.sum())))
         shape = leading + tuple(np.shape(d))
-        finite_df = jnp.where(jnp.isfinite(df), df, 1.0)
-        chi = jax.random.gamma(k_chi, jnp.broadcast_to(finite_df / 2.0, shape)) * 2.0 / finite_df
-        t_scale = jnp.where(jnp.isfinite(df), 1.0 / jnp.sqrt(chi), 1.0)
-        return scale * t_scale * jax.random.normal(k_norm, shape)
+        expand = (...,) + (None,) * np.ndim(d)
+        offset, growth, df = (np.broadcast_to(grid[pick, j][expand], shape) for j in range(3))
+        dd = np.broadcast_to(np.asarray(d, dtype=float), shape)
+        scale = np.where(dd > 0, offset + growth * np.maximum(dd, 0.0), 0.0)
+        finite = np.isfinite(df)
+        half = np.where(finite, df, 1.0) / 2.0
+        chi = np.asarray(jax.random.gamma(k_chi, jnp.asarray(half))) / half  # chi2(df) / df
+        t_scale = np.where(finite, 1.0 / np.sqrt(chi), 1.0)
+        return jnp.asarray(scale * t_scale) * jax.random.normal(k_norm, shape)
 
     def describe(self) -> str:
         """One paragraph: how wide, where from, and on how much it rests."""

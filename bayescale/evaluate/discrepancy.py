@@ -6,12 +6,14 @@ modelled as
 
     e ~ StudentT(df, 0, sqrt(s² + (offset + growth·d)²)),
 
-over a grid of ``offset`` and ``growth`` (log-spaced, 1e-5 to 3) and ``df`` (3, 5, 10, Gaussian).
-The errors of one later run seen from several cut-offs are strongly correlated, so each error
-is weighted by ``1 / (number of cut-offs that forecast its run)``: every later run counts
-once.  The posterior over the grid is this likelihood times a log-normal prior on ``offset``
-and ``growth``; a forecast draws from the whole posterior, so a discrepancy learned from few
-errors is as uncertain as it should be, and one learned from none is the prior.
+over a grid of ``offset`` and ``growth`` (log-spaced, 1e-5 to 3) and ``df`` (3, 5, 10, Gaussian),
+every error counted as one observation.  (The errors of one later run seen from several
+cut-offs are correlated; weighting each by ``1 / (cut-offs that forecast its run)`` was tried
+and gave both lower held-out coverage on DCLM, 0.604 against 0.635, and wider bands for a
+correctly specified synthetic law, so it is not done.)  The posterior over the grid is this
+likelihood times a log-normal prior on ``offset`` and ``growth``; a forecast draws from the
+whole posterior, so a discrepancy learned from few errors is as uncertain as it should be,
+and one learned from none is the prior.
 
 Groups (tasks, benchmarks, validation sets) borrow strength through the prior:
 :func:`learn_discrepancies` chooses the prior's centres and spread by type-II maximum
@@ -56,7 +58,7 @@ def _errors(backtests: Sequence[Backtest], converged_only: bool, max_distance: f
         err = err[err.distance > 0]
         if max_distance is not None:
             err = err[err.distance <= max_distance]
-        frames.append(err.assign(task=i, weight=1.0 / err.groupby("row")["row"].transform("size")))
+        frames.append(err.assign(task=i, weight=1.0))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
