@@ -9,9 +9,10 @@ with the distance.  A :class:`Discrepancy` says how large, in the law's fit spac
   beyond the fitted hull in whichever covariate goes furthest (``N = 1e12`` at any ``D`` is
   as far as its ``N`` is beyond the largest fitted model);
 * beyond the hull (``d > 0``) the law's error has standard deviation
-  ``offset + growth · d`` -- an ``offset`` that holds just beyond the largest run and a
-  ``growth`` per e-fold -- with Student-t tails of ``df`` degrees of freedom; inside it, none;
-* these three numbers are uncertain when they rest on few backtest errors: a Discrepancy is a
+  ``offset + growth · d^power`` -- an ``offset`` that holds just beyond the largest run and a
+  ``growth`` per e-fold (``power`` 1, or 2 for an error that grows with the square of the
+  distance) -- with Student-t tails of ``df`` degrees of freedom; inside it, none;
+* these numbers are uncertain when they rest on few backtest errors: a Discrepancy is a
   weighted set of ``(offset, growth, df)`` triples (a grid posterior, from
   :func:`bayescale.evaluate.learn_discrepancy`), and a forecast draws from all of them.
 
@@ -91,10 +92,11 @@ def distance_beyond(law: Law, fitted: Mapping[str, np.ndarray], x: Mapping[str, 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Discrepancy:
-    """The law's error beyond the fitted runs: sd ``offset + growth·d`` at ``d`` e-folds, Student-t(``df``) tails.
+    """The law's error beyond the fitted runs: sd ``offset + growth·d^power`` at ``d`` e-folds, Student-t(``df``) tails.
 
-    ``offset``, ``growth`` and ``df`` are the point values (posterior medians when learned);
-    ``grid`` (``(K, 3)`` rows of ``offset, growth, df``) with ``weights`` is the posterior a
+    ``offset``, ``growth``, ``df`` and ``power`` are the point values (posterior medians or modes
+    when learned); ``grid`` (``(K, 4)`` rows of ``offset, growth, df, power``) with ``weights`` is
+    the posterior a
     forecast draws from (default: the point alone).  ``n_errors`` / ``n_runs`` / ``n_origins`` /
     ``n_tasks`` say what it rests on; ``source`` how it was learned; ``along`` the covariate the
     backtests cut along.
@@ -103,6 +105,7 @@ class Discrepancy:
     offset: float
     growth: float
     df: float = math.inf
+    power: float = 1.0
     along: str = ""
     grid: np.ndarray | None = None
     weights: np.ndarray | None = None
@@ -120,30 +123,38 @@ class Discrepancy:
                 raise ArgumentError(f"Discrepancy: {name} must be a finite number >= 0, got {v!r}")
         if isinstance(self.df, bool) or not isinstance(self.df, (int, float, np.number)) or not self.df > 2:
             raise ArgumentError(f"Discrepancy: df must be a number > 2 (math.inf: Gaussian), got {self.df!r}")
+        if self.power not in (1, 1.0, 2, 2.0):
+            raise ArgumentError(f"Discrepancy: power must be 1 or 2, got {self.power!r}")
         if (self.grid is None) != (self.weights is None):
             raise ArgumentError("Discrepancy: give grid and weights together")
 
     def sd(self, d) -> np.ndarray:
         """Standard deviation scale of the law's error at distance ``d`` (point values)."""
         d = np.asarray(d, dtype=float)
-        return np.where(d > 0, self.offset + self.growth * np.maximum(d, 0.0), 0.0)
+        return np.where(d > 0, self.offset + self.growth * np.maximum(d, 0.0) ** self.power, 0.0)
 
     def sample(self, key: jax.Array, d: np.ndarray, leading: tuple[int, ...]) -> jax.Array:
         """Draws of the law's error (fit space) with shape ``leading + d.shape``: one posterior triple per draw."""
         k_pick, k_norm, k_chi = jax.random.split(key, 3)
-        grid = np.array([[self.offset, self.growth, self.df]]) if self.grid is None else np.asarray(self.grid)
-        p = np.array([1.0]) if self.weights is None else np.asarray(self.weights)
-        pick = np.asarray(jax.random.choice(k_pick, len(p), shape=leading, p=jnp.asarray(p / p.sum())))
+        grid, p = self.posterior()
+        pick = np.asarray(jax.random.choice(k_pick, len(p), shape=leading, p=jnp.asarray(p)))
         shape = leading + tuple(np.shape(d))
         expand = (...,) + (None,) * np.ndim(d)
-        offset, growth, df = (np.broadcast_to(grid[pick, j][expand], shape) for j in range(3))
+        offset, growth, df, power = (np.broadcast_to(grid[pick, j][expand], shape) for j in range(4))
         dd = np.broadcast_to(np.asarray(d, dtype=float), shape)
-        scale = np.where(dd > 0, offset + growth * np.maximum(dd, 0.0), 0.0)
+        scale = np.where(dd > 0, offset + growth * np.maximum(dd, 0.0) ** power, 0.0)
         finite = np.isfinite(df)
         half = np.where(finite, df, 1.0) / 2.0
         chi = np.asarray(jax.random.gamma(k_chi, jnp.asarray(half))) / half  # chi2(df) / df
         t_scale = np.where(finite, 1.0 / np.sqrt(chi), 1.0)
         return jnp.asarray(scale * t_scale) * jax.random.normal(k_norm, shape)
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(K, 4)`` grid of ``offset, growth, df, power`` and its normalised weights (the point alone if none)."""
+        if self.grid is None or self.weights is None:
+            return np.array([[self.offset, self.growth, self.df, self.power]]), np.array([1.0])
+        w = np.asarray(self.weights, dtype=float)
+        return np.asarray(self.grid, dtype=float), w / w.sum()
 
     def describe(self) -> str:
         """One paragraph: how wide, where from, and on how much it rests."""
@@ -155,12 +166,14 @@ class Discrepancy:
         rests = (f"learned from {self.n_errors} backtest errors on {self.n_runs} later runs over {self.n_origins} "
                  f"cut-offs along {self.along}" + (f", {self.n_tasks} tasks" if self.n_tasks > 1 else "")
                  if self.n_errors else "no backtest errors")
-        return (f"law discrepancy beyond the fitted runs: sd {self.offset:.3g} at the edge + {self.growth:.3g} per "
-                f"e-fold of the furthest covariate (fit space), {tails}{spread}; {rests}; {self.source}")
+        per = "per e-fold" if self.power == 1 else "x (e-folds)^2"
+        return (f"law discrepancy beyond the fitted runs: sd {self.offset:.3g} at the edge + {self.growth:.3g} {per} "
+                f"of the furthest covariate (fit space), {tails}{spread}; {rests}; {self.source}")
 
     def summary(self) -> dict[str, object]:
         """The numbers a report carries (JSON-ready)."""
         return {"offset": float(self.offset), "growth": float(self.growth),
-                "df": None if not np.isfinite(self.df) else float(self.df), "along": self.along,
+                "df": None if not np.isfinite(self.df) else float(self.df), "power": float(self.power),
+                "along": self.along,
                 "n_errors": self.n_errors, "n_runs": self.n_runs, "n_origins": self.n_origins,
                 "n_tasks": self.n_tasks, "source": self.source, "describe": self.describe()}

@@ -240,6 +240,30 @@ def _log_density(e: np.ndarray, sd: np.ndarray, df: float) -> np.ndarray:
             - (df + 1) / 2 * np.log1p((e / sd) ** 2 / df))
 
 
+def _half_width(err: pd.DataFrame, discrepancy: Discrepancy | None, level: float) -> np.ndarray:
+    """Half-width of each error's central ``level`` band: Gaussian without a discrepancy, else the
+    posterior mixture over the discrepancy's ``(offset, growth, df)`` grid (found by bisection).
+    """
+    s2 = err["scale"].to_numpy(dtype=float) ** 2 + err["param_sd"].to_numpy(dtype=float) ** 2
+    if discrepancy is None:
+        return _central(level, math.inf) * np.sqrt(s2)
+    grid, w = discrepancy.posterior()
+    d = err["distance"].to_numpy(dtype=float)[:, None]
+    extra = np.where(d > 0, grid[None, :, 0] + grid[None, :, 1] * np.maximum(d, 0.0) ** grid[None, :, 3], 0.0)
+    sd = np.sqrt(s2[:, None] + extra**2)
+    df = np.where(np.isfinite(grid[:, 2]), grid[:, 2], 1e6)
+
+    def inside(h):  # mixture probability of |e| <= h, per error
+        return (2.0 * student_t.cdf(h[:, None] / sd, df[None, :]) - 1.0) @ w
+
+    lo, hi = np.zeros(len(d)), 50.0 * sd.max(axis=1)
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        low = inside(mid) < level
+        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
+    return hi
+
+
 def _central(level: float, df: float) -> float:
     """The half-width, in scales, of a central ``level`` band (Gaussian or Student-t)."""
     return float(ndtri(0.5 + level / 2.0)) if not np.isfinite(df) else float(student_t.ppf(0.5 + level / 2.0, df))
@@ -295,15 +319,14 @@ def calibration_report(backtest_result: Backtest, discrepancy: Discrepancy | Non
     levels = [check_interval(v, "calibration_report", "levels") for v in levels]
     err = backtest_result.errors[backtest_result.errors.converged]
     e = err["error"].to_numpy(dtype=float)
-    spreads = {"plain": _spread(err, None), "calibrated": _spread(err, discrepancy)}
     rows = []
     for level in levels:
         row = {"level": float(level), "n": int(len(e))}
-        for name, (sc, df) in spreads.items():
-            q = _central(level, df)
-            row[f"coverage_{name}"] = float(np.mean(np.abs(e) <= q * sc))
-            row[f"interval_score_{name}"] = float(np.mean(_interval_score(-q * sc, q * sc, e, level)))
-            row[f"half_width_{name}"] = float(np.median(q * sc))
+        for name, disc in (("plain", None), ("calibrated", discrepancy)):
+            half = _half_width(err, disc, level)
+            row[f"coverage_{name}"] = float(np.mean(np.abs(e) <= half))
+            row[f"interval_score_{name}"] = float(np.mean(_interval_score(-half, half, e, level)))
+            row[f"half_width_{name}"] = float(np.median(half))
         rows.append(row)
     return pd.DataFrame(rows)
 
