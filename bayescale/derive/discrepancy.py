@@ -53,9 +53,9 @@ class DiscrepancyPrior:
 # Learned by benchmarks/discrepancy_prior.py (type-II maximum likelihood over the backtests of the
 # groups named in `source`; rerun it to reproduce).  Keys: the response's class name.
 DEFAULT_PRIORS: dict[str, DiscrepancyPrior] = {
-    "Loss": DiscrepancyPrior((-8.50, 1.00), (-4.50, 1.00),
+    "Loss": DiscrepancyPrior((-6.50, 0.75), (-4.75, 0.75),
                              "learned from 26 real groups: Epoch, Gadre et al., Muennighoff et al. (Chinchilla law)"),
-    "ChanceAccuracy": DiscrepancyPrior((-4.50, 0.75), (-3.00, 0.75),
+    "ChanceAccuracy": DiscrepancyPrior((-4.00, 1.50), (-4.00, 1.50),
                                        "learned from 40 real groups: Gadre et al.'s downstream tasks (direct law)"),
 }
 WEAK_PRIOR = DiscrepancyPrior((-4.0, 2.0), (-4.0, 2.0), "a weak default (log-normal, sd 2; not learned)")
