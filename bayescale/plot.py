@@ -215,7 +215,7 @@ def plot_forecast(result: Fit, data: Data | None = None, *, key: jax.Array, held
         ax.fill_between(grid, f.predictive.lo, f.predictive.hi, color="tab:blue", alpha=0.15, lw=0,
                         label=f"{interval:.0%} {kind} band")
         ax.fill_between(grid, f.credible.lo, f.credible.hi, color="tab:blue", alpha=0.35, lw=0,
-                        label=f"{interval:.0%} credible band")
+                        label=f"{interval:.0%} {result.band_name} band")
         ax.plot(grid, f.estimate, color="tab:blue", lw=2, label=name)
         ax.axvline(data.x[cov.name].max(), color="0.5", ls=":", lw=1, label="largest fitted run")
     else:

@@ -47,7 +47,7 @@ def test_forecast_of_one_covariate_draws_both_bands(tmp_path):
     fit = bs.fit_map(laws.power_law, bs.from_arrays(laws.power_law, y=y, C=c))
     ax = plotting.plot_forecast(fit, upto=1e23, key=jax.random.key(0))
     labels = ax.get_legend_handles_labels()[1]
-    assert "90% predictive band" in labels and "90% credible band" in labels
+    assert "90% predictive band" in labels and "90% Laplace band" in labels  # a MAP fit's band says what it is
     assert ax.get_xlim()[1] >= 1e23
     _png(ax.figure, tmp_path / "g.png")
 

@@ -90,11 +90,12 @@ def _forecast(args) -> int:
     f = forecast(fit, points, key=jax.random.key(args.seed + 1), interval=args.interval, discrepancy=tau)
     table = f.to_frame()
     print(f"law {fit.law.name} ({fit.method}); {args.interval:.0%} intervals: "
-          f"{'calibrated' if tau else 'plain'} predictive (lo, hi) and credible")
+          f"{'calibrated' if tau else 'plain'} predictive (lo, hi) and {fit.band_name} (credible_lo, credible_hi)")
     if tau is not None:
         print(f"  {tau.describe()}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
-    payload = {"law": fit.law.name, "method": fit.method, "interval": args.interval, "band": "calibrated" if tau else
+    payload = {"law": fit.law.name, "method": fit.method, "interval_kind": fit.band, "interval": args.interval,
+               "band": "calibrated" if tau else
                "plain", "points": table.to_dict(orient="records"), "diagnostics": scalars(fit.diagnostics),
                "discrepancy": None if tau is None else {"tau": tau.tau, "along": tau.along, "describe": tau.describe()},
                "seconds": round(time.perf_counter() - t0, 4)}
@@ -127,13 +128,14 @@ def _optimal(args) -> int:
                                      "hi": float(np.ravel(b.hi)[i])} for q, b in bands.items()}}
         for i, c in enumerate(compute)]
     print(f"law {law.name} ({mix[0][0].method}{f', mix {args.mix} of {args.by}' if parts else ''}); "
-          f"median [{args.interval:.0%} interval]")
+          f"median [{args.interval:.0%} {mix[0][0].band_name} interval]")
     for r in rows:
         n, t = r["N"], r["tokens_per_param"]
         print(f"  C={r['compute']:.3g}: N* {n['estimate']:.4g} [{n['lo']:.4g}, {n['hi']:.4g}]  "
               f"D* {r['D']['estimate']:.4g}  tokens/param {t['estimate']:.3g} [{t['lo']:.3g}, {t['hi']:.3g}]")
 
-    payload = {"law": law.name, "method": mix[0][0].method, "interval": args.interval, "optima": rows, "mix": parts,
+    payload = {"law": law.name, "method": mix[0][0].method, "interval_kind": mix[0][0].band, "interval": args.interval,
+               "optima": rows, "mix": parts,
                "diagnostics": {n: scalars(f.diagnostics) for n, f in fits.items()},
                "seconds": round(time.perf_counter() - t0, 4)}
     grid = np.geomspace(compute.min() / 10.0, compute.max() * 10.0, 40)

@@ -246,6 +246,13 @@ class Fit:
         return (self.info.band or self.method) if self.n_draws > 1 else "point"
 
     @property
+    def band_name(self) -> str:
+        """How reports and legends name the draws' intervals: ``"Laplace"`` (``band == "laplace"``),
+        ``"bootstrap"``, ``"credible"``, ``"Laplace+credible"``, ``"point"``.
+        """
+        return "+".join("Laplace" if part == "laplace" else part for part in self.band.split("+"))
+
+    @property
     def n_obs(self) -> int:
         return self.data.n if self.data is not None else 0
 
