@@ -135,3 +135,12 @@ def test_two_map_stages_are_not_paired_point_for_point():
     r = np.corrcoef(z[order, 0], z[:, 0])[0, 1]
     assert abs(r) < 0.1
     assert np.array_equal(normal_design(1000, 2), z) and not z.flags.writeable
+
+
+def test_a_saved_map_fit_keeps_its_laplace_draws_and_label(noisy, tmp_path):
+    _, fit = noisy
+    loaded = bs.load(bs.save(fit, tmp_path / "map.nc"))
+    assert loaded.method == "map" and loaded.band == "laplace" and loaded.band_name == "Laplace"
+    assert loaded.shape == (1, 1000) and loaded.point == pytest.approx(fit.point)
+    for name in laws.power_law.params:
+        np.testing.assert_array_equal(loaded.draws[name], fit.draws[name])

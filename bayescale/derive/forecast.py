@@ -1,6 +1,6 @@
 """Bands at new covariates, written once for every :class:`~bayescale.fit.Fit`.
 
-* the *credible* band: the uncertainty of the mean law (its draws);
+* the *credible* band: the uncertainty of the mean law (its draws: for MAP the Laplace band);
 * the *predictive* band: plus observation noise, where a new run would land -- for NUTS
   the posterior of ``sigma`` under the fitted likelihood, for MAP and bootstrap fits the
   plug-in Gaussian with the MAP fit's robust residual scale;
@@ -132,7 +132,7 @@ def predictive_draws(fit: Fit, x: Mapping[str, object], *, key: jax.Array,
     """Draws of the mean law and of a new observation at ``x``, natural units, ``(chain, draw) + shape``.
 
     The predictive draws repeat the parameter draws so that at least 4,000 samples carry the
-    noise (a MAP fit is one draw).  ``discrepancy`` as in :func:`forecast`.
+    noise (a MAP fit has 1,000 Laplace draws, or one with ``laplace_draws=0``).  ``discrepancy`` as in :func:`forecast`.
     """
     return _draws(fit, x, key, discrepancy, "predictive_draws")
 
