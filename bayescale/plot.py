@@ -215,7 +215,7 @@ def plot_forecast(result: Fit, data: Data | None = None, *, key: jax.Array, held
         ax.fill_between(grid, f.predictive.lo, f.predictive.hi, color="tab:blue", alpha=0.15, lw=0,
                         label=f"{interval:.0%} {kind} band")
         ax.fill_between(grid, f.credible.lo, f.credible.hi, color="tab:blue", alpha=0.35, lw=0,
-                        label=f"{interval:.0%} credible band")
+                        label=f"{interval:.0%} {result.band_name} band")
         ax.plot(grid, f.estimate, color="tab:blue", lw=2, label=name)
         ax.axvline(data.x[cov.name].max(), color="0.5", ls=":", lw=1, label="largest fitted run")
     else:
@@ -292,7 +292,7 @@ def plot_residuals(result: Fit, data: Data | None = None, *, along: str | None =
 def plot_pairs(result: Fit, *, key: jax.Array, params=None, max_points: int = 2000):
     """Pairwise scatter of the draws (lower triangle) and their histograms (diagonal).
 
-    Needs draws (bootstrap, NUTS, or a saved one of those); a MAP fit has a single draw.
+    Needs draws (MAP's Laplace draws, bootstrap, NUTS, or a saved one of those), not a single point.
     Parameters spanning more than a decade get log axes; ``key`` picks the ``max_points``
     draws scattered.  Returns the figure.
     """
@@ -309,8 +309,8 @@ def plot_pairs(result: Fit, *, key: jax.Array, params=None, max_points: int = 20
     flat = {n: np.asarray(result.draws[n]).reshape(-1) for n in names}
     count = len(next(iter(flat.values())))
     if count < 2:
-        raise ArgumentError(f"plot_pairs: a {result.method} fit has {count} draw; pair plots need bootstrap or "
-                            "NUTS draws")
+        raise ArgumentError(f"plot_pairs: a {result.method} fit has {count} draw; pair plots need draws (MAP's "
+                            "Laplace draws, bootstrap or NUTS)")
     pick = np.asarray(jax.random.permutation(key, count))[:max_points]
     plt = _pyplot()
     from matplotlib.ticker import NullFormatter

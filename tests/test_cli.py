@@ -42,7 +42,10 @@ def test_fit_prints_table_and_writes_json(runs_csv, tmp_path):
     assert set(payload) >= {"law", "method", "n_obs", "params", "diagnostics", "seconds"}
     assert payload["law"] == "chinchilla" and payload["method"] == "map" and payload["n_obs"] == 30
     assert set(payload["params"]) == {"E", "A", "B", "alpha", "beta"}
-    assert all(v["lo"] is None and v["hi"] is None for v in payload["params"].values())
+    # MAP's intervals are its Laplace band, and say so
+    assert payload["interval_kind"] == "laplace" and payload["diagnostics"]["band"] == "laplace"
+    assert all(v["lo"] < v["estimate"] < v["hi"] for v in payload["params"].values()), payload["params"]
+    assert "lo/hi: central 90% Laplace interval over 1,000 draws" in r.stdout
     assert payload["diagnostics"]["converged"] is True
     assert payload["diagnostics"]["objective"] > 0
     assert payload["params"]["alpha"]["estimate"] == pytest.approx(0.35, abs=0.05)
@@ -228,6 +231,29 @@ def test_optimal_on_the_bundled_runs(gadre_csv, tmp_path):
             assert o[q]["lo"] <= o[q]["estimate"] <= o[q]["hi"], (o["compute"], q)
         assert o["N"]["estimate"] * o["D"]["estimate"] * 6 == pytest.approx(o["compute"], rel=1e-2)
     assert optima[1]["N"]["estimate"] > optima[0]["N"]["estimate"]
+
+
+def test_map_forecast_and_optimal_print_laplace_intervals_with_width(gadre_csv, tmp_path):
+    """Issue 14: a MAP fit's intervals have a width and a label (no more ``N* 2.445e+09 [2.445e+09, 2.445e+09]``)."""
+    out = tmp_path / "opt.json"
+    r = run_cli("optimal", gadre_csv, "--law", "chinchilla", "--x", "N,D", "--y", "loss", "--compute", "1e21,1e23",
+                "--json", out)
+    assert r.returncode == 0, r.stderr
+    assert "median [90% Laplace interval]" in r.stdout
+    payload = json.loads(out.read_text())
+    assert payload["method"] == "map" and payload["interval_kind"] == "laplace"
+    for o in payload["optima"]:
+        for q in ("N", "D", "tokens_per_param"):
+            assert o[q]["lo"] < o[q]["estimate"] < o[q]["hi"], (o["compute"], q)
+    out = tmp_path / "fc.json"
+    r = run_cli("forecast", gadre_csv, "--law", "chinchilla", "--x", "N,D", "--y", "loss",
+                "--at", "N=1e9,7e9;D=2e10,1.4e11", "--json", out)
+    assert r.returncode == 0, r.stderr
+    assert "predictive (lo, hi) and Laplace (credible_lo, credible_hi)" in r.stdout
+    payload = json.loads(out.read_text())
+    assert payload["interval_kind"] == "laplace"
+    for p in payload["points"]:
+        assert p["lo"] < p["credible_lo"] < p["estimate"] < p["credible_hi"] < p["hi"], p
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 
 import bayescale as bs
 from bayescale import laws
+from bayescale.fit.result import scrambled_order
 
 C = np.geomspace(1e17, 1e23, 15)  # the law table's compute design
 MAP = bs.Fitter.of(bs.fit_map)
@@ -63,7 +64,7 @@ def _assert_layout(fit, law, shape):
 
 
 def test_every_fitter_returns_a_fit_laid_out_chain_by_draw(fits, data, tmp_path):
-    expected = {"map": (1, 1), "bootstrap": (1, int(fits["bootstrap"].info.converged.sum())), "nuts": (1, 50)}
+    expected = {"map": (1, 1000), "bootstrap": (1, int(fits["bootstrap"].info.converged.sum())), "nuts": (1, 50)}
     assert expected["bootstrap"][1] > 0
     for name, fit in fits.items():
         assert fit.method == name and fit.data is data and fit.n_obs == data.n
@@ -77,7 +78,7 @@ def test_every_fitter_returns_a_fit_laid_out_chain_by_draw(fits, data, tmp_path)
         _assert_layout(loaded, laws.power_law, expected[name])
     d1, d2, d = bs.two_stage_data(laws.two_stage_linear, _two_stage_frame(), x=["C"], proxy="val_loss", y="acc")
     staged = bs.fit_two_stage(laws.two_stage_linear, d1, d2, data=d)
-    _assert_layout(staged, laws.two_stage_linear, (1, 1))
+    _assert_layout(staged, laws.two_stage_linear, (1, 1000))  # both stages' Laplace draws, paired
     assert staged.method == "map" and [p.method for p in staged.parts] == ["map", "map"]
     assert staged.data is d and staged.n_obs == d.n
 
@@ -107,9 +108,9 @@ def test_summary_and_html(fits):
             assert table.loc["alpha", "ess_bulk"] == pytest.approx(fit.info.ess_bulk["alpha"])
         else:
             assert not {"r_hat", "ess_bulk", "ess_tail"} & set(table.columns)
-        if name != "map":
-            assert (table.loc["alpha", "lo_90%"] <= table.loc["alpha", "estimate"] <= table.loc["alpha", "hi_90%"])
-        assert table.attrs["method"] == name and table.attrs["n_obs"] == fit.n_obs
+        assert table.loc["alpha", "lo_90%"] < table.loc["alpha", "estimate"] < table.loc["alpha", "hi_90%"], name
+        assert table.loc["alpha", "sd"] > 0, name  # MAP too: its Laplace band
+        assert table.attrs["method"] == name and table.attrs["band"] == fit.band and table.attrs["n_obs"] == fit.n_obs
         assert list(fit.summary(interval=0.5).columns)[2:4] == ["lo_50%", "hi_50%"]
         html = fit._repr_html_()
         assert "<table" in html and "power_law" in html
@@ -158,12 +159,14 @@ def test_stages_fitted_by_any_pair_of_methods_combine(two_stage, first, second):
     n = max(n1, n2) if min(n1, n2) == 1 else min(n1, n2)
     assert fit.n_draws == n
     _assert_layout(fit, law, fit.shape)
-    # the stage draws are carried over (a one-draw MAP stage repeated)
-    for stage in (s1, s2):
+    # the stage draws are carried over (a one-draw stage repeated), the first stage's in a fixed scrambled order
+    for stage, order in ((s1, scrambled_order(n)), (s2, np.arange(n))):
         for name, v in stage.draws.items():
             flat = np.asarray(v).reshape(-1)
             expect = np.repeat(flat, n) if flat.size == 1 else flat[:n]
-            np.testing.assert_array_equal(fit.draws[name].reshape(-1), expect)
+            np.testing.assert_array_equal(fit.draws[name].reshape(-1), expect[order])
+    labels = {"map": "laplace", "bootstrap": "bootstrap", "nuts": "credible"}
+    assert fit.band == "+".join(dict.fromkeys((labels[first], labels[second])))
     np.testing.assert_array_equal(fit.sigma.reshape(-1), np.repeat(s2.sigma.reshape(-1), n // n2 if n2 == 1 else 1)[:n])
     assert fit.point == {**s1.point, **s2.point}
     f = bs.forecast(fit, {"C": np.array([1e23, 1e24])}, key=jax.random.key(4))
@@ -206,7 +209,7 @@ def test_a_stage_one_law_of_n_and_d():
     d1, d2, d = bs.two_stage_data(law, frame, x=["N", "D"], proxy="val_loss", y="acc")
     fit = bs.fit_two_stage(law, d1, d2, data=d)
     assert fit.ok, fit.problems
-    _assert_layout(fit, law, (1, 1))
+    _assert_layout(fit, law, (1, 1000))
     got = bs.predict(law, fit.point, {"N": n, "D": dd})
     np.testing.assert_allclose(got, bs.predict(law, truth, {"N": n, "D": dd}), atol=0.01)
 

@@ -146,7 +146,7 @@ def _synthetic_data(case):
 
 
 _FITTERS = {
-    "map": (bs.Fitter.of(bs.fit_map), lambda n: (1, 1)),
+    "map": (bs.Fitter.of(bs.fit_map), lambda n: (1, 1000)),  # the Laplace draws
     "bootstrap": (bs.Fitter.of(bs.fit_bootstrap, resamples=8, starts=2), None),  # (1, converged resamples)
     "nuts": (bs.Fitter.of(bs.fit_nuts, chains=1, warmup=50, draws=50), lambda n: (1, 50)),
 }

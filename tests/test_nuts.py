@@ -172,7 +172,7 @@ def test_every_result_converts_through_one_function(power_post):
         warnings.simplefilter("ignore", RuntimeWarning)
         fit = bs.fit_map(laws.power_law, data)
         boot = bs.fit_bootstrap(laws.power_law, data, key=jax.random.key(0), resamples=20, starts=4, map_fit=fit)
-    for result, shape in ((power_post, (2, 400)), (fit, (1, 1)), (boot, (1, int(boot.info.converged.sum())))):
+    for result, shape in ((power_post, (2, 400)), (fit, (1, 1000)), (boot, (1, int(boot.info.converged.sum())))):
         tree = bs.to_datatree(result, key=jax.random.key(3))
         assert {"posterior", "log_likelihood", "observed_data", "posterior_predictive"} <= set(tree.children)
         assert tree["posterior"]["alpha"].shape == shape

@@ -47,7 +47,7 @@ def test_forecast_of_one_covariate_draws_both_bands(tmp_path):
     fit = bs.fit_map(laws.power_law, bs.from_arrays(laws.power_law, y=y, C=c))
     ax = plotting.plot_forecast(fit, upto=1e23, key=jax.random.key(0))
     labels = ax.get_legend_handles_labels()[1]
-    assert "90% predictive band" in labels and "90% credible band" in labels
+    assert "90% predictive band" in labels and "90% Laplace band" in labels  # a MAP fit's band says what it is
     assert ax.get_xlim()[1] >= 1e23
     _png(ax.figure, tmp_path / "g.png")
 
@@ -61,11 +61,14 @@ def test_residuals_pairs_and_optimal(gadre, tmp_path):
     _png(plotting.plot_optimal(post).figure, tmp_path / "o.png")
 
 
-def test_pairs_need_draws():
+def test_pairs_need_draws(tmp_path):
     c = np.geomspace(1e18, 1e21, 10)
-    fit = bs.fit_map(laws.power_law, bs.from_arrays(laws.power_law, y=1.7 + 900.0 * c**-0.15, C=c))
-    with pytest.raises(ValueError, match="pair plots need bootstrap or NUTS draws"):
-        plotting.plot_pairs(fit, key=jax.random.key(0))
+    data = bs.from_arrays(laws.power_law, y=(1.7 + 900.0 * c**-0.15) * np.exp(0.01 * np.sin(c)), C=c)
+    point = bs.fit_map(laws.power_law, data, laplace_draws=0)
+    with pytest.raises(ValueError, match=r"pair plots need draws \(MAP's Laplace draws, bootstrap or NUTS\)"):
+        plotting.plot_pairs(point, key=jax.random.key(0))
+    fig = plotting.plot_pairs(bs.fit_map(laws.power_law, data), key=jax.random.key(0))  # the Laplace draws
+    _png(fig, tmp_path / "laplace_pairs.png")
 
 
 def test_isoflop_and_reliability(tmp_path):

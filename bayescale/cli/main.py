@@ -115,9 +115,10 @@ def _forecast(args) -> int:
         return _forecast_groups(args, law, frame_or_fit, x, points, key, t0)
     fit = _fitted(args, law, frame_or_fit, x)
     f = _forecast_one(args, fit, points, key)
-    print(f"law {fit.law.name} ({fit.method}); {f.describe()}")
+    print(f"law {fit.law.name} ({fit.method}, {fit.band_name} band); {f.describe()}")
     print(f.to_frame().to_string(index=False, float_format=lambda v: f"{v:.5g}"))
-    payload = {"law": fit.law.name, "method": fit.method, "interval": args.interval, "band": args.band,
+    payload = {"law": fit.law.name, "method": fit.method, "interval_kind": fit.band, "interval": args.interval,
+               "band": args.band,
                **_forecast_payload(f, fit), "seconds": round(time.perf_counter() - t0, 4)}
     write_outputs(args, payload, draw=lambda: plot_forecast(fit, interval=args.interval, discrepancy=f.discrepancy,
                                                              points=f, key=key))
@@ -136,9 +137,10 @@ def _forecast_groups(args, law, frame, x, points, key, t0: float) -> int:
         out = forecast_groups(fits, points, key=key, interval=args.interval)
     payload: dict = {"law": law.name, "by": args.by, "interval": args.interval, "band": args.band, "groups": {}}
     for g, f in out.items():
-        print(f"{args.by} = {g}: law {fits[g].law.name} ({fits[g].method}); {f.describe()}")
+        print(f"{args.by} = {g}: law {fits[g].law.name} ({fits[g].method}, {fits[g].band_name} band); {f.describe()}")
         print(f.to_frame().to_string(index=False, float_format=lambda v: f"{v:.5g}"))
-        payload["groups"][g] = {"method": fits[g].method, **_forecast_payload(f, fits[g])}
+        payload["groups"][g] = {"method": fits[g].method, "interval_kind": fits[g].band,
+                                **_forecast_payload(f, fits[g])}
     payload["seconds"] = round(time.perf_counter() - t0, 4)
     write_outputs(args, payload)
     return finish(args, "; ".join(f"{g}: {'; '.join(f.problems)}" for g, f in fits.items() if f.problems))
@@ -168,13 +170,14 @@ def _optimal(args) -> int:
                                      "hi": float(np.ravel(b.hi)[i])} for q, b in bands.items()}}
         for i, c in enumerate(compute)]
     print(f"law {law.name} ({mix[0][0].method}{f', mix {args.mix} of {args.by}' if parts else ''}); "
-          f"median [{args.interval:.0%} interval]")
+          f"median [{args.interval:.0%} {mix[0][0].band_name} interval]")
     for r in rows:
         n, t = r["N"], r["tokens_per_param"]
         print(f"  C={r['compute']:.3g}: N* {n['estimate']:.4g} [{n['lo']:.4g}, {n['hi']:.4g}]  "
               f"D* {r['D']['estimate']:.4g}  tokens/param {t['estimate']:.3g} [{t['lo']:.3g}, {t['hi']:.3g}]")
 
-    payload = {"law": law.name, "method": mix[0][0].method, "interval": args.interval, "optima": rows, "mix": parts,
+    payload = {"law": law.name, "method": mix[0][0].method, "interval_kind": mix[0][0].band, "interval": args.interval,
+               "optima": rows, "mix": parts,
                "diagnostics": {n: scalars(f.diagnostics) for n, f in fits.items()},
                "seconds": round(time.perf_counter() - t0, 4)}
     grid = np.geomspace(compute.min() / 10.0, compute.max() * 10.0, 40)

@@ -31,17 +31,33 @@ def print_fit(fit: Fit, interval: float) -> None:
     scalars = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fit.info.scalars().items()]
     state = "converged" if fit.ok else "NOT TRUSTED (" + "; ".join(fit.problems) + ")"
     print(f"{fit.method.upper()} {state}: {', '.join(scalars[:9])}")
-    if fit.n_draws > 1:
-        print(f"lo/hi: central {interval:.0%} {fit.method} interval over {fit.n_draws} draws")
+    print(f"lo/hi: {interval_label(fit, interval)}")
     if fit.data is not None and fit.data.dropped:
         print(f"note: {len(fit.data.dropped)} row(s) at or below chance were dropped before fitting", file=sys.stderr)
 
 
+_ABOUT = {"laplace": "the Laplace approximation at the MAP optimum: Gauss-Newton curvature, plug-in noise scale",
+          "bootstrap": "refits to resampled runs", "credible": "posterior draws"}
+
+
+def interval_label(fit: Fit, interval: float) -> str:
+    """What the fit's intervals are, in words: ``central 90% Laplace interval over 1,000 draws (...)``."""
+    if fit.n_draws < 2:
+        return "none: the fit is one point (no interval)"
+    about = "; ".join(_ABOUT[part] for part in fit.band.split("+") if part in _ABOUT)
+    return (f"central {interval:.0%} {fit.band_name} interval over {fit.n_draws:,} draws"
+            + (f" ({about})" if about else ""))
+
+
 def fit_payload(fit: Fit, interval: float) -> dict:
-    """``{"law", "method", "n_obs", "params": {NAME: {estimate, lo, hi}}, "diagnostics"}``."""
+    """``{"law", "method", "interval_kind", "n_obs", "params": {NAME: {estimate, lo, hi}}, "diagnostics"}``.
+
+    ``interval_kind`` names the intervals: ``laplace`` (MAP), ``bootstrap``, ``credible`` (NUTS),
+    ``point`` (one draw: no interval).
+    """
     table = fit.summary(interval)
     lo, hi = table.columns[2], table.columns[3]
-    return {"law": fit.law.name, "method": fit.method, "n_obs": fit.n_obs,
+    return {"law": fit.law.name, "method": fit.method, "interval_kind": fit.band, "n_obs": fit.n_obs,
             "params": {str(n): {"estimate": finite(r["estimate"]), "lo": finite(r[lo]), "hi": finite(r[hi])}
                        for n, r in table.iterrows()},
             "diagnostics": scalars(fit.diagnostics) | {"interval": interval}}

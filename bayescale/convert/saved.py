@@ -67,6 +67,11 @@ class SavedInfo(NamedTuple):
     saved: Mapping[str, object]
     path: str
 
+    @property
+    def band(self) -> str:
+        """The saved fit's band (``"laplace"``, ``"bootstrap"``, ``"credible"``; empty in older files)."""
+        return str(self.saved.get("band", ""))
+
     def scalars(self) -> dict[str, object]:
         return {k: v for k, v in self.saved.items() if k not in ("ok", "problems", "n_obs", "n_dropped")}
 

@@ -1,6 +1,6 @@
 """Bands at new covariates, written once for every :class:`~bayescale.fit.Fit`.
 
-* the *credible* band: the uncertainty of the mean law (its draws);
+* the *credible* band: the uncertainty of the mean law (its draws: for MAP the Laplace band);
 * the *predictive* band: plus observation noise, where a new run would land -- for NUTS
   the posterior of ``sigma`` under the fitted likelihood, for MAP and bootstrap fits the
   plug-in Gaussian with the MAP fit's robust residual scale;
@@ -48,12 +48,14 @@ class Forecast:
     discrepancy: Discrepancy | None = None
     weights: dict[str, float] | None = None
     """Law forms averaged and their weights (from backtests), when the forecast is a law-form average."""
+    band_name: str = "credible"
+    """What the draws' band is: ``"Laplace"`` (MAP), ``"bootstrap"``, ``"credible"`` (NUTS), ``"point"``."""
 
     def describe(self) -> str:
         """What the bands are: plain or calibrated, the discrepancy and the law forms' weights."""
         level = f"{self.credible.interval:.0%}"
         kind = "calibrated predictive" if self.discrepancy is not None else "plain predictive"
-        lines = [f"{level} intervals: {kind} (lo, hi), credible ({self.method}) (credible_lo, credible_hi)"]
+        lines = [f"{level} intervals: {kind} (lo, hi), {self.band_name} (credible_lo, credible_hi)"]
         if self.weights:
             lines.append("law forms averaged, weighted by backtest log score: "
                          + ", ".join(f"{k} {v:.2f}" for k, v in self.weights.items()))
@@ -95,7 +97,7 @@ def forecast(fit: Fit, x: Mapping[str, object], *, key: jax.Array, interval: flo
     interval = check_interval(interval, "forecast")
     mean, pred = _draws(fit, x, key, discrepancy, "forecast")
     credible = band(mean, interval)
-    return Forecast(x=covariate_values(fit.law, x, "forecast"), estimate=credible.median,
+    return Forecast(x=covariate_values(fit.law, x, "forecast"), estimate=credible.median, band_name=fit.band_name,
                     credible=credible, predictive=band(pred, interval), method=fit.method, discrepancy=discrepancy)
 
 
@@ -117,7 +119,7 @@ def predictive_draws(fit: Fit, x: Mapping[str, object], *, key: jax.Array,
     """Draws of the mean law and of a new observation at ``x``, natural units, ``(chain, draw) + shape``.
 
     The predictive draws repeat the parameter draws so that at least 4,000 samples carry the
-    noise (a MAP fit is one draw).  ``discrepancy`` as in :func:`forecast`.
+    noise (a MAP fit has 1,000 Laplace draws, or one with ``laplace_draws=0``).  ``discrepancy`` as in :func:`forecast`.
     """
     return _draws(fit, x, key, discrepancy, "predictive_draws")
 

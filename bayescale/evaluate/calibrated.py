@@ -103,7 +103,7 @@ def _mixture(scored, w: np.ndarray, x: Mapping[str, np.ndarray], key: jax.Array,
         preds.append(pred[np.asarray(jax.random.randint(k_pred, (take,), 0, len(pred)))])
     credible = band(np.concatenate(means)[None], interval)
     best = int(np.argmax(w))
-    return Forecast(x=x, estimate=credible.median, credible=credible,
+    return Forecast(x=x, estimate=credible.median, credible=credible, band_name=scored[0][0].band_name,
                     predictive=band(np.concatenate(preds)[None], interval), method=scored[0][0].method,
                     discrepancy=scored[best][1], weights={f.law.name: float(v) for (f, _, _), v in zip(scored, w)})
 

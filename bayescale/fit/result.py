@@ -1,9 +1,9 @@
 """One currency for every fitter: the :class:`Fit`.
 
 MAP, bootstrap, NUTS, two-stage fits and fits loaded from disk are all a :class:`Fit`:
-the law, the data, the law's parameter draws with dims ``(chain, draw)`` (a MAP fit is
-one draw, a bootstrap one chain of converged resamples, NUTS its chains), the
-observation scale and likelihood, the method's own diagnostics (``info``, a small
+the law, the data, the law's parameter draws with dims ``(chain, draw)`` (a MAP fit the
+Laplace draws around its optimum, a bootstrap one chain of converged resamples, NUTS
+its chains), the observation scale and likelihood, the method's own diagnostics (``info``, a small
 NamedTuple), the problems its fitter found, and the fitter with its settings, so that
 ``fit.refit(data)`` fits the same way.  Every later stage reads these fields and never
 asks which method made them.
@@ -27,7 +27,7 @@ from bayescale.fit.precision import float64
 from bayescale.laws import Law
 
 __all__ = ["BootstrapInfo", "ComposedInfo", "Fit", "Fitter", "MapInfo", "NutsInfo", "combine_stages", "map_info",
-           "plug_in", "robust_scale", "warn_problems"]
+           "plug_in", "robust_scale", "scrambled_order", "warn_problems"]
 
 Array = Any
 
@@ -47,7 +47,9 @@ class MapInfo(NamedTuple):
     """What a multi-start L-BFGS fit reports.
 
     ``n_agree`` counts polished starts within 1e-6 (relative) of the best objective: a
-    small value means few starts found the optimum.
+    small value means few starts found the optimum.  ``band`` says what the fit's draws
+    are: ``"laplace"`` (the Laplace approximation at the optimum, see
+    :func:`~bayescale.fit.fit_map`) or ``"point"`` (the optimum alone, one draw).
     """
 
     point: Mapping[str, float]
@@ -59,6 +61,7 @@ class MapInfo(NamedTuple):
     n_polished: int
     n_agree: int
     residual_scale: float
+    band: str = "point"
 
     def scalars(self) -> dict[str, object]:
         return _scalars(self)
@@ -85,6 +88,7 @@ class BootstrapInfo(NamedTuple):
     pool_lanes: int
     pruned: int
     job_steps: int
+    band: str = "bootstrap"
 
     def scalars(self) -> dict[str, object]:
         out = _scalars(self)
@@ -110,6 +114,7 @@ class NutsInfo(NamedTuple):
     ess_bulk: Mapping[str, float]
     ess_tail: Mapping[str, float]
     step_size: float
+    band: str = "credible"
 
     def scalars(self) -> dict[str, object]:
         out = _scalars(self)
@@ -128,9 +133,14 @@ class ComposedInfo(NamedTuple):
     methods: tuple[str, ...]
     stages: tuple[Any, ...] = ()
 
+    @property
+    def band(self) -> str:
+        """The stages' bands joined by ``+`` (one name when they agree): ``"laplace+credible"``."""
+        return "+".join(dict.fromkeys(info.band for info in self.stages))
+
     def scalars(self) -> dict[str, object]:
         """The stages' diagnostics, prefixed ``stage1_``, ``stage2_``."""
-        out: dict[str, object] = {"methods": "+".join(self.methods)}
+        out: dict[str, object] = {"methods": "+".join(self.methods), "band": self.band}
         for i, info in enumerate(self.stages, 1):
             out.update({f"stage{i}_{k}": v for k, v in info.scalars().items()})
         return out
@@ -185,8 +195,9 @@ class Fit:
     law, data:
         What was fitted (``data`` is ``None`` only for a loaded fit saved without it).
     draws:
-        Every law parameter as a ``(chain, draw)`` array: MAP ``(1, 1)``, bootstrap
-        ``(1, R)`` (converged resamples), NUTS ``(chains, draws)``.
+        Every law parameter as a ``(chain, draw)`` array: MAP ``(1, R)`` Laplace draws
+        (``(1, 1)``, the optimum alone, with ``laplace_draws=0`` or when not identified),
+        bootstrap ``(1, R)`` (converged resamples), NUTS ``(chains, draws)``.
     sigma, likelihood:
         The observation scale ``(chain, draw)`` in fit space and its likelihood (MAP and
         bootstrap: the plug-in Gaussian with the MAP fit's robust residual scale).
@@ -227,6 +238,21 @@ class Fit:
         return dict(self.info.point)
 
     @property
+    def band(self) -> str:
+        """What the draws' intervals are: ``"laplace"`` (MAP: the Laplace approximation at the optimum),
+        ``"bootstrap"``, ``"credible"`` (NUTS), the stages' joined by ``+`` for a composed fit, or
+        ``"point"`` for a single draw (no interval).
+        """
+        return (self.info.band or self.method) if self.n_draws > 1 else "point"
+
+    @property
+    def band_name(self) -> str:
+        """How reports and legends name the draws' intervals: ``"Laplace"`` (``band == "laplace"``),
+        ``"bootstrap"``, ``"credible"``, ``"Laplace+credible"``, ``"point"``.
+        """
+        return "+".join("Laplace" if part == "laplace" else part for part in self.band.split("+"))
+
+    @property
     def n_obs(self) -> int:
         return self.data.n if self.data is not None else 0
 
@@ -246,7 +272,7 @@ class Fit:
                 "n_dropped": len(self.data.dropped) if self.data is not None else 0, **self.info.scalars()}
 
     def std(self) -> dict[str, float]:
-        """Standard deviation of each parameter over the draws (bootstrap: standard errors)."""
+        """Standard deviation of each parameter over the draws (bootstrap: standard errors; MAP: Laplace)."""
         return {n: float(np.std(v, ddof=1)) if v.size > 1 else float("nan") for n, v in self.draws.items()}
 
     @float64
@@ -275,9 +301,11 @@ class Fit:
     def summary(self, interval: float = 0.9):
         """One row per parameter: estimate, sd, central ``interval`` and, where they exist, R-hat and ESS.
 
-        The noise scale ``sigma`` is a row when it was learned (NUTS), not for a plug-in scale.
+        The estimate is the method's point (:attr:`point`); sd and interval are over the draws
+        (MAP: the Laplace draws; NaN for a single draw).  The noise scale ``sigma`` is a row
+        when it was learned (NUTS), not for a plug-in scale.
 
-        ``DataFrame.attrs`` holds ``problems``, ``method`` and ``n_obs``.
+        ``DataFrame.attrs`` holds ``problems``, ``method``, ``band`` and ``n_obs``.
         """
         import pandas as pd  # the one pandas use of the fit room: a table for people
 
@@ -293,7 +321,7 @@ class Fit:
                          f"lo_{interval:.0%}": float(lo), f"hi_{interval:.0%}": float(hi),
                          **{k: float(d.get(name, np.nan)) for k, d in extra.items()}})
         table = pd.DataFrame(rows).set_index("parameter")
-        table.attrs.update(problems=list(self.problems), method=self.method, n_obs=self.n_obs)
+        table.attrs.update(problems=list(self.problems), method=self.method, band=self.band, n_obs=self.n_obs)
         return table
 
     def __repr__(self) -> str:
@@ -318,17 +346,22 @@ def combine_stages(law: Law, first: Fit, second: Fit, data: Data | None) -> Fit:
 
     Draws are combined draw by draw: the two stage posteriors are independent, so any
     pairing is a joint draw; both are cut to the smaller count (a one-draw MAP stage is
-    repeated).  The layout is the second stage's when the counts match, else ``(1, n)``.
+    repeated).  The first stage's draws are paired in a fixed scrambled order
+    (:func:`scrambled_order`): two MAP stages draw their Laplace bands from one fixed
+    quasi-random design, and pairing those point for point would correlate the stages
+    perfectly.  The layout is the second stage's when the counts match, else ``(1, n)``.
     The observation model is the second stage's (it predicts the target).
     """
     n1, n2 = first.n_draws, second.n_draws
     n = max(n1, n2) if min(n1, n2) == 1 else min(n1, n2)
     shape = second.shape if n == n2 else (first.shape if n == n1 else (1, n))
-    def cut(v: np.ndarray, stage: Fit) -> np.ndarray:
-        return np.repeat(np.asarray(v).reshape(-1), n if stage.n_draws == 1 else 1)[:n].reshape(shape)
+    def cut(v: np.ndarray, stage: Fit, order: np.ndarray) -> np.ndarray:
+        flat = np.repeat(np.asarray(v).reshape(-1), n if stage.n_draws == 1 else 1)[:n]
+        return flat[order].reshape(shape)
 
-    draws = {k: cut(v, stage) for stage in (first, second) for k, v in stage.draws.items()}
-    sigma = cut(second.sigma, second)
+    orders = scrambled_order(n), np.arange(n)
+    draws = {k: cut(v, stage, order) for stage, order in zip((first, second), orders) for k, v in stage.draws.items()}
+    sigma = cut(second.sigma, second, orders[1])
     problems = tuple(f"stage {i}: {p}" for i, s in enumerate((first, second), 1) for p in s.problems)
     point = {**first.point, **second.point}
     methods = (first.method, second.method)
@@ -337,6 +370,20 @@ def combine_stages(law: Law, first: Fit, second: Fit, data: Data | None) -> Fit:
                info=ComposedInfo(point=point, methods=methods, stages=(first.info, second.info)), problems=problems,
                fitter=None,
                parts=(first, second), seconds=first.seconds + second.seconds)
+
+
+def scrambled_order(n: int) -> np.ndarray:
+    """A fixed permutation of ``range(n)`` that looks random: the indices sorted by Knuth's multiplicative
+    hash ``i * 2654435761 mod 2**32``.  No random numbers: the same ``n`` gives the same order.
+
+    Pairing a quasi-random design with itself in this order leaves the pairs' coordinates
+    as uncorrelated as a random pairing would (|r| < 0.1 at 1,000 draws).
+
+    >>> scrambled_order(6).tolist()
+    [0, 5, 2, 4, 1, 3]
+    """
+    i = np.arange(n, dtype=np.uint64)
+    return np.argsort((i * np.uint64(2654435761)) % np.uint64(2**32), kind="stable")
 
 
 def _stage_rows(fit: Fit, data: Data) -> list[Data]:
