@@ -22,7 +22,7 @@ import pandas as pd
 from bayescale.derive.bands import Band, band
 from bayescale.derive.checks import check_fit, check_interval, covariate_values
 from bayescale.derive.discrepancy import Discrepancy, distance_beyond
-from bayescale.derive.prediction import predict_fit_space
+from bayescale.derive.prediction import predict, predict_fit_space
 from bayescale.errors import ArgumentError, expect
 from bayescale.fit import Fit, float64
 from bayescale.fit.map import check_key
@@ -36,8 +36,8 @@ class Forecast:
     """Bands at new covariates ``x``; arrays have the broadcast shape of ``x``.
 
     ``estimate`` is the median of the credible band (for a MAP fit: the MAP
-    prediction).  ``credible`` is the band of the mean law, ``predictive`` adds
-    observation noise (and the ``discrepancy``, when given: the calibrated band).
+    prediction, the optimum's, not the Laplace draws' median).  ``credible`` is the band of the
+    mean law, ``predictive`` adds observation noise (and the ``discrepancy``, when given: the calibrated band).
     """
 
     x: dict[str, np.ndarray]
@@ -97,8 +97,19 @@ def forecast(fit: Fit, x: Mapping[str, object], *, key: jax.Array, interval: flo
     interval = check_interval(interval, "forecast")
     mean, pred = _draws(fit, x, key, discrepancy, "forecast")
     credible = band(mean, interval)
-    return Forecast(x=covariate_values(fit.law, x, "forecast"), estimate=credible.median, band_name=fit.band_name,
+    return Forecast(x=covariate_values(fit.law, x, "forecast"), estimate=point_forecast(fit, x, credible),
+                    band_name=fit.band_name,
                     credible=credible, predictive=band(pred, interval), method=fit.method, discrepancy=discrepancy)
+
+
+def point_forecast(fit: Fit, x: Mapping[str, object], credible: Band) -> np.ndarray:
+    """The point forecast: the MAP prediction for a MAP fit (its Laplace draws are symmetric in the
+    unconstrained parameters, not in the prediction: a weakly determined fit's median prediction can sit
+    far from the optimum's), else the median of the credible band.
+    """
+    if fit.band == "laplace":
+        return np.broadcast_to(predict(fit.law, fit.point, x), np.shape(credible.median)).copy()
+    return credible.median
 
 
 def _extra(fit: Fit, x: Mapping[str, np.ndarray], leading: tuple[int, ...], shape: tuple[int, ...],

@@ -9,7 +9,8 @@ discrepancy is the default prior alone, and its description says so: never a sil
 A law that declares ``alternatives`` (``direct`` and ``direct_ceiling``) is averaged with
 them: each form is fitted the same way, backtested and widened by its own discrepancy, and
 the forecast is the mixture of their draws with pseudo-BMA weights
-``∝ exp(n · mean backtest log density)`` over the ``n`` later runs of the backtests.
+``∝ exp(n · mean backtest log density)`` over the ``n`` later runs of the backtests.  When some
+form cannot be backtested (too few runs) the user's law alone is used.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from bayescale.derive import Discrepancy, DiscrepancyPrior, Forecast, band, predictive_draws
 from bayescale.derive import forecast as plain_forecast
 from bayescale.derive.checks import check_fit, check_interval, covariate_values
+from bayescale.derive.forecast import point_forecast
 from bayescale.errors import ArgumentTypeError, expect
 from bayescale.evaluate.backtest import Backtest, backtest, backtest_score
 from bayescale.evaluate.discrepancy import learn_discrepancies, learn_discrepancy, prior_discrepancy
@@ -81,9 +83,11 @@ _MIXTURE_DRAWS = 8000
 
 
 def _weights(scored: list[tuple[Fit, Discrepancy, Backtest | None]]) -> np.ndarray:
-    """Pseudo-BMA weights of the forms from their backtests (equal when none could be backtested)."""
+    """Pseudo-BMA weights of the forms from their backtests (all on the first, the user's law, when some
+    form could not be backtested: averaging needs the backtests' evidence).
+    """
     if any(bt is None for _, _, bt in scored):
-        return np.full(len(scored), 1.0 / len(scored))
+        return np.eye(len(scored))[0]
     total = np.array([max(d.n_runs, 1) * backtest_score(bt, d) for _, d, bt in scored])
     total = np.where(np.isfinite(total), total, -np.inf)
     w = np.exp(total - np.max(total))
@@ -91,19 +95,21 @@ def _weights(scored: list[tuple[Fit, Discrepancy, Backtest | None]]) -> np.ndarr
 
 
 def _mixture(scored, w: np.ndarray, x: Mapping[str, np.ndarray], key: jax.Array, interval: float) -> Forecast:
-    means, preds = [], []
+    means, preds, points = [], [], []
     for i, ((fit, disc, _), weight) in enumerate(zip(scored, w)):
         take = int(round(weight * _MIXTURE_DRAWS))
         if take == 0:
             continue
         k_draws, k_mean, k_pred = jax.random.split(jax.random.fold_in(key, i), 3)
         mean, pred = predictive_draws(fit, x, key=k_draws, discrepancy=disc)
+        points.append(weight * point_forecast(fit, x, band(mean, interval)))
         mean, pred = mean.reshape((-1,) + mean.shape[2:]), pred.reshape((-1,) + pred.shape[2:])
         means.append(mean[np.asarray(jax.random.randint(k_mean, (take,), 0, len(mean)))])
         preds.append(pred[np.asarray(jax.random.randint(k_pred, (take,), 0, len(pred)))])
     credible = band(np.concatenate(means)[None], interval)
     best = int(np.argmax(w))
-    return Forecast(x=x, estimate=credible.median, credible=credible, band_name=scored[0][0].band_name,
+    estimate = np.sum(points, axis=0) / np.sum([v for v in w if int(round(v * _MIXTURE_DRAWS))])
+    return Forecast(x=x, estimate=estimate, credible=credible, band_name=scored[0][0].band_name,
                     predictive=band(np.concatenate(preds)[None], interval), method=scored[0][0].method,
                     discrepancy=scored[best][1], weights={f.law.name: float(v) for (f, _, _), v in zip(scored, w)})
 
