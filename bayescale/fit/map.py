@@ -40,9 +40,11 @@ cannot decrease.)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import numbers
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -58,9 +60,9 @@ from bayescale.fit.precision import float64
 from bayescale.fit.result import Fit, Fitter, MapInfo, plug_in, robust_scale, warn_problems
 from bayescale.laws import Law
 
-__all__ = ["check_fit_inputs", "check_key", "check_law_output", "fit_map", "fitted_residuals", "identification",
-           "not_identified", "objective_u", "polish", "polish_starts", "polish_width", "positive_int", "screen",
-           "screen_starts", "screen_width", "starts_for"]
+__all__ = ["MultiStart", "check_fit_inputs", "check_key", "check_law_output", "fit_map", "fitted_residuals",
+           "identification", "map_and_optima", "multi_start", "not_identified", "objective_u", "polish",
+           "polish_starts", "polish_width", "positive_int", "screen", "screen_starts", "screen_width", "starts_for"]
 
 # Device bytes per (start, row) of the batched programs, as multiples of one float64.  XLA's own
 # memory_analysis() of the compiled programs (chinchilla, power_law, bnsl; 16-64 starts x 1e5 rows)
@@ -455,6 +457,30 @@ def fit_map(
     0.15
     """
     t0 = time.perf_counter()
+    fit, _ = map_and_optima(law, data, objective=objective, starts=starts, keep=keep, solver=solver)
+    return warn_problems(dataclasses.replace(fit, seconds=time.perf_counter() - t0), warn)
+
+
+class MultiStart(NamedTuple):
+    """Every polished lane of a multi-start L-BFGS fit (:func:`multi_start`).
+
+    ``outcome`` holds the lanes' end points ``u`` ``(B, P)`` (unconstrained), objectives (``inf``
+    where not finite), steps, gradients and convergence; ``screened`` the objective at each lane's
+    start; ``n_starts`` how many starts were screened.
+    """
+
+    outcome: Outcome
+    screened: np.ndarray
+    n_starts: int
+
+
+def multi_start(law: Law, data: Data, *, objective: Objective = Huber(1e-3), starts: np.ndarray | None = None,
+                keep: int | None = 64, solver: Solver = ParallelLbfgs()) -> MultiStart:
+    """Screen every start, polish the ``keep`` best by L-BFGS: the lanes of :func:`fit_map`, all of them.
+
+    The same arguments as :func:`fit_map` (checked here); ``fit_nuts`` starts its chains from the
+    distinct optima among the lanes.
+    """
     check_fit_inputs(law, data, "fit_map")
     keep = positive_int(keep, "keep", "fit_map", optional=True)
     expect(solver, (ParallelLbfgs, OptaxLbfgs), "solver", "fit_map")
@@ -467,7 +493,18 @@ def fit_map(
     f0 = screen_starts(law, objective, u0, x, z, w, widths[0])
     order = np.argsort(f0, kind="stable")[:n_polish]
     out = polish_starts(law, objective, solver, u0[order], x, z, w, widths[1])
-    f = np.where(np.isfinite(out.value), out.value, np.inf)
+    out = out._replace(value=np.where(np.isfinite(out.value), out.value, np.inf))
+    return MultiStart(outcome=out, screened=np.asarray(f0)[order], n_starts=int(theta0.shape[0]))
+
+
+@float64
+def map_and_optima(law: Law, data: Data, *, objective: Objective = Huber(1e-3), starts: np.ndarray | None = None,
+                   keep: int | None = 64, solver: Solver = ParallelLbfgs()) -> tuple[Fit, MultiStart]:
+    """:func:`fit_map` (without its warning) and the :class:`MultiStart` lanes it chose from."""
+    runs = multi_start(law, data, objective=objective, starts=starts, keep=keep, solver=solver)
+    out, f = runs.outcome, runs.outcome.value
+    x, z = fit_arrays(law, data)
+    w = jnp.ones_like(z)
     best = int(np.argmin(f))
     f_best = float(f[best])
     solved = bool(out.converged[best]) and bool(np.isfinite(f_best))
@@ -480,14 +517,14 @@ def fit_map(
         converged=solved and not flat,
         steps=int(out.steps[best]),
         grad_norm=float(out.grad_max[best]),
-        n_starts=int(theta0.shape[0]),
-        n_polished=int(len(order)),
+        n_starts=runs.n_starts,
+        n_polished=int(len(f)),
         n_agree=int(np.sum(f <= f_best + 1e-6 * abs(f_best) + 1e-300)),
         residual_scale=scale,
     )
     draws, sigma, likelihood = plug_in(info.point, (1, 1), info.residual_scale)
-    problems = _map_problems(info, flat, solved, decreased=f_best < f0[order[best]])
+    problems = _map_problems(info, flat, solved, decreased=f_best < runs.screened[best])
     fitter = Fitter.of(fit_map, objective=objective, starts=starts, keep=keep, solver=solver)
     fit = Fit(law=law, data=data, draws=draws, sigma=sigma, likelihood=likelihood, method="map", info=info,
-              problems=problems, fitter=fitter, seconds=time.perf_counter() - t0)
-    return warn_problems(fit, warn)
+              problems=problems, fitter=fitter)
+    return fit, runs

@@ -39,51 +39,37 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.distributions.transforms import biject_to
 from numpyro.infer.hmc import hmc
-from numpyro.infer.util import potential_energy
 
 from bayescale.errors import ArgumentError, Interrupted, expect, interruptible
 from bayescale.fit.budget import budget, require
 from bayescale.fit.data import Data
 from bayescale.fit.diagnostics import ess_bulk, ess_tail, rhat
-from bayescale.fit.lbfgs import ParallelLbfgs, Solver, minimize
-from bayescale.fit.map import check_fit_inputs, check_key, fit_arrays, fit_map, positive_int
-from bayescale.fit.model import Likelihood, StudentT, model
+from bayescale.fit.map import (
+    check_fit_inputs,
+    check_key,
+    fit_arrays,
+    fit_map,
+    map_and_optima,
+    multi_start,
+    positive_int,
+)
+from bayescale.fit.model import Likelihood, StudentT
+from bayescale.fit.modes import (
+    Optima,
+    chain_modes,
+    chain_starts,
+    constrained,
+    disagreement,
+    posterior_optima,
+    potential,
+    site_names,
+)
 from bayescale.fit.precision import float64
 from bayescale.fit.result import Fit, Fitter, NutsInfo, map_info, warn_problems
 from bayescale.laws import Law
 
 __all__ = ["fit_nuts", "nuts_problems"]
-
-
-def _sigma_start(map_fit: Fit) -> float:
-    scale = map_info(map_fit).residual_scale
-    return scale if np.isfinite(scale) and scale > 1e-8 else 1e-2
-
-
-def _names(law: Law) -> tuple[str, ...]:
-    """Sample sites in the order NumPyro flattens them (sorted)."""
-    return tuple(sorted((*law.params, "sigma")))
-
-
-def _potential(law: Law, likelihood: Likelihood, x, z, u_flat):
-    """Negative log joint density in unconstrained space (Jacobians included)."""
-    names = _names(law)
-    return potential_energy(model, (law, likelihood, x, z), {}, {n: u_flat[i] for i, n in enumerate(names)})
-
-
-@functools.partial(jax.jit, static_argnames=("law", "likelihood", "solver"))
-def _laplace(law: Law, likelihood: Likelihood, solver: Solver, x, z, u0):
-    """Posterior mode (unconstrained) from ``u0`` and the inverse Hessian there."""
-
-    def f(v):
-        return _potential(law, likelihood, x, z, v)
-
-    u, _, _, _, ok = minimize(f, u0, solver)
-    hess = jax.hessian(f)(u)
-    cov = jnp.linalg.inv(0.5 * (hess + hess.T))
-    return u, cov, ok
 
 
 def _kernels(law: Law, likelihood: Likelihood, x, z, mode, chol, *, warmup: int, target_accept: float,
@@ -95,10 +81,10 @@ def _kernels(law: Law, likelihood: Likelihood, x, z, mode, chol, *, warmup: int,
     under :func:`jax.eval_shape` (the settings are kept, nothing is computed).
     """
 
-    def potential(w):
-        return _potential(law, likelihood, x, z, mode + chol @ w)
+    def whitened(w):
+        return potential(law, likelihood, x, z, mode + chol @ w)
 
-    init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
+    init_kernel, sample_kernel = hmc(potential_fn=whitened, algo="NUTS")
 
     def init(w_init, key):
         return init_kernel(w_init, warmup, dense_mass=True, target_accept_prob=target_accept,
@@ -129,7 +115,7 @@ def _start_chains(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, 
 def _advance_chains(law: Law, likelihood: Likelihood, state, x, z, mode, chol, *, warmup: int, length: int,
                     target_accept: float, max_tree_depth: int, parallel: bool):
     """``length`` NUTS iterations of every chain from ``state``: the state after them, and per
-    iteration the draws ``(chain, length, P)``, divergences and tree sizes.
+    iteration the draws ``(chain, length, P)``, divergences, tree sizes and potential energies.
 
     One compiled program per (law, likelihood, settings, data shape, chunk length): the data, the
     mode and the whitening factor are arguments, so fitting new data of the same shape -- a
@@ -143,7 +129,7 @@ def _advance_chains(law: Law, likelihood: Likelihood, state, x, z, mode, chol, *
 
         def step(c, _):
             c = sample_kernel(c)
-            return c, (c.z, c.diverging, c.num_steps)
+            return c, (c.z, c.diverging, c.num_steps, c.potential_energy)
 
         return jax.lax.scan(step, s, None, length=length)
 
@@ -164,8 +150,8 @@ def _sample(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, war
             target_accept: float, max_tree_depth: int, parallel: bool, progress: bool):
     """Warmup then draws, in equal chunks of :func:`chunk_length` iterations.
 
-    Returns draws ``(chain, draw, P)``, divergences and tree sizes per draw, and the adapted step
-    size of each chain; a Ctrl-C between chunks raises :class:`~bayescale.errors.Interrupted`.
+    Returns draws ``(chain, draw, P)``, divergences, tree sizes and log densities per draw, and the
+    adapted step size of each chain; a Ctrl-C between chunks raises :class:`~bayescale.errors.Interrupted`.
     """
     options = dict(warmup=warmup, target_accept=target_accept, max_tree_depth=max_tree_depth, parallel=parallel)
     chains, n_w, total = w0.shape[0], w0.shape[1], warmup + draws
@@ -173,6 +159,7 @@ def _sample(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, war
     w = np.empty((chains, draws, n_w))
     diverging = np.empty((chains, draws), bool)
     num_steps = np.empty((chains, draws), np.int64)
+    energy = np.empty((chains, draws))
     warmed, shown = False, 0
     with interruptible(draws, "draws per chain") as tally:
         try:
@@ -181,7 +168,7 @@ def _sample(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, war
                 state, out = _advance_chains(law, likelihood, state, x, z, mode, chol, length=length, **options)
                 lo, hi = max(begin, warmup), min(begin + length, total)  # iterations of this chunk that are draws
                 if hi > lo:
-                    for dest, src in zip((w, diverging, num_steps), out):
+                    for dest, src in zip((w, diverging, num_steps, energy), out):
                         dest[:, lo - warmup:hi - warmup] = np.asarray(src)[:, lo - begin:hi - begin]
                 warmed, tally.done = hi >= warmup, max(0, hi - warmup)
                 if progress and (10 * hi // total > shown or hi == total):
@@ -193,7 +180,7 @@ def _sample(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, war
             if not warmed:
                 raise Interrupted(f"interrupted during warmup (0 of {draws:,} draws per chain)") from None
             raise
-    return w, diverging, num_steps, np.asarray(state.adapt_state.step_size)
+    return w, diverging, num_steps, -energy, np.asarray(state.adapt_state.step_size)
 
 
 @float64
@@ -244,22 +231,21 @@ def fit_nuts(law: Law, data: Data, *, key: jax.Array, likelihood: Likelihood = S
     """
     t0 = time.perf_counter()
     _check_nuts(law, data, key, chains, warmup, draws, max_tree_depth, map_fit, chain_method)
-    map_fit = map_fit if map_fit is not None else fit_map(law, data, warn=False)
     method = chain_method or ("parallel" if jax.local_device_count() >= chains > 1 else "vectorized")
     x, z = fit_arrays(law, data)
     _, k_jitter, k_run = jax.random.split(key, 3)
-    names = _names(law)
-    mode_u, chol = _whitening(law, likelihood, map_fit, x, z)
-    w0 = jax.random.normal(k_jitter, (chains, mode_u.shape[0]))
-    w, diverging, num_steps, step_sizes = _sample(
+    map_fit, optima = _optima(law, likelihood, data, map_fit, x, z)
+    mode_u, chol, w0, starts = chain_starts(optima, chains, key=k_jitter)
+    w, diverging, num_steps, log_density, step_sizes = _sample(
         law, likelihood, jax.random.split(k_run, chains), w0, x, z, mode_u, chol, warmup=warmup, draws=draws,
         target_accept=float(target_accept), max_tree_depth=max_tree_depth,
         parallel=method == "parallel", progress=bool(progress),
     )
     u = mode_u[None, None, :] + jnp.einsum("cdj,ij->cdi", w, chol)
-    natural = {n: np.asarray(v) for n, v in _constrain(law, likelihood, _unflat(names, u)).items()}
+    natural = {n: np.asarray(v) for n, v in constrained(law, likelihood, _unflat(site_names(law), u)).items()}
     info = _info(law, likelihood, map_fit, natural, mode_u, (diverging, num_steps, step_sizes), chains=chains,
                  warmup=warmup, draws=draws, max_tree_depth=max_tree_depth)
+    info = info._replace(modes=chain_modes(natural, log_density, law.params), optima=len(optima.u), starts=starts)
     fitter = Fitter.of(fit_nuts, likelihood=likelihood, chains=chains, warmup=warmup, draws=draws,
                        target_accept=target_accept, max_tree_depth=max_tree_depth, chain_method=chain_method,
                        progress=progress)
@@ -285,13 +271,28 @@ def _check_nuts(law: Law, data: Data, key, chains, warmup, draws, max_tree_depth
             f"at most {int(budget() // (chains * per_draw)):,} draws per chain fit: use fewer --draws or chains")
 
 
+def _optima(law: Law, likelihood: Likelihood, data: Data, map_fit: Fit | None, x, z) -> tuple[Fit, Optima]:
+    """The MAP fit (``map_fit`` or fitted here) and the distinct posterior modes its multi-start reaches.
+
+    A given ``map_fit`` is its own fitter's multi-start (the lanes are fitted again, with its settings);
+    its point is always among the modes' starts.
+    """
+    if map_fit is None:
+        map_fit, runs = map_and_optima(law, data)
+    else:
+        map_info(map_fit)  # a MAP fit, or a clear error
+        options = dict(map_fit.fitter.options) if map_fit.fitter is not None and map_fit.fitter.fn is fit_map else {}
+        runs = multi_start(law, data, **options)
+    return map_fit, posterior_optima(law, likelihood, runs, map_fit.point, x, z)
+
+
 def _info(law: Law, likelihood: Likelihood, map_fit: Fit, natural: dict, mode_u, sampler: tuple, *, chains: int,
           warmup: int, draws: int, max_tree_depth: int) -> NutsInfo:
     """The chains' diagnostics: R-hat and ESS per site, divergences, tree-depth hits, the mode."""
     diverging, num_steps, step_sizes = sampler
     return NutsInfo(
         point={n: float(np.median(natural[n])) for n in law.params},
-        mode={n: float(v) for n, v in _constrain(law, likelihood, _unflat(_names(law), mode_u)).items()},
+        mode={n: float(v) for n, v in constrained(law, likelihood, _unflat(site_names(law), mode_u)).items()},
         map=map_info(map_fit), chains=chains, warmup=warmup, draws=draws,
         divergences=int(np.sum(np.asarray(diverging))),
         tree_depth_hits=int(np.sum(np.asarray(num_steps) >= 2**max_tree_depth - 1)),
@@ -300,20 +301,11 @@ def _info(law: Law, likelihood: Likelihood, map_fit: Fit, natural: dict, mode_u,
     )
 
 
-def _whitening(law: Law, likelihood: Likelihood, map_fit: Fit, x, z):
-    """The posterior mode (unconstrained) and the Cholesky factor of its Laplace covariance, from the MAP point."""
-    names = _names(law)
-    u_start = _unconstrained(law, likelihood, dict(map_fit.point, sigma=_sigma_start(map_fit)))
-    mode_u, cov, _ = _laplace(law, likelihood, ParallelLbfgs(max_steps=500), x, z,
-                              jnp.stack([u_start[n] for n in names]))
-    cov = jnp.where(jnp.all(jnp.isfinite(cov)), cov, jnp.diag(jnp.full(mode_u.shape, 1e-4)))
-    chol = jnp.linalg.cholesky(cov)
-    return mode_u, jnp.where(jnp.all(jnp.isfinite(chol)), chol, jnp.diag(jnp.full(mode_u.shape, 1e-2)))
-
-
 def nuts_problems(info: NutsInfo) -> tuple[str, ...]:
-    """Why NUTS draws should not be trusted: R-hat > 1.01, bulk ESS < 100 per chain, > 1 % divergent."""
-    out = []
+    """Why NUTS draws should not be trusted: chains in different modes (:func:`~bayescale.fit.modes.disagreement`),
+    R-hat > 1.01, bulk ESS < 100 per chain, > 1 % divergent.
+    """
+    out = [line] if (line := disagreement(info.modes)) is not None else []
     r_hat, ess = max(info.r_hat.values()), min(info.ess_bulk.values())
     if not np.isfinite(r_hat) or r_hat > 1.01:
         out.append(f"R-hat {r_hat:.3f} > 1.01")
@@ -327,16 +319,3 @@ def nuts_problems(info: NutsInfo) -> tuple[str, ...]:
 
 def _unflat(names, u):
     return {n: u[..., i] for i, n in enumerate(names)}
-
-
-def _unconstrained(law: Law, likelihood: Likelihood, natural: dict) -> dict:
-    theta = jnp.stack([jnp.asarray(natural[n], dtype=jnp.float64) for n in law.params])
-    u = law.unconstrain(theta)
-    out = {n: u[i] for i, n in enumerate(law.params)}
-    out["sigma"] = biject_to(likelihood.scale.support).inv(jnp.asarray(natural["sigma"], dtype=jnp.float64))
-    return out
-
-
-def _constrain(law: Law, likelihood: Likelihood, u: dict) -> dict:
-    priors = dict(zip(law.params, law.priors), sigma=likelihood.scale)
-    return {n: biject_to(priors[n].support)(u[n]) for n in (*law.params, "sigma")}
