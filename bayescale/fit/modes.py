@@ -17,7 +17,7 @@ polishes 64 starts; here
    largest when there are several.  Chains started in modes that are connected mix during
    warmup and R-hat is fine; chains in separated modes stay there and are reported;
 4. after sampling, :func:`chain_modes` groups the chains whose means lie within
-   :data:`AGREE` within-chain standard deviations of each other (every parameter and
+   :data:`AGREE` pooled within-chain standard deviations of each other (every parameter and
    ``sigma``); more than one group is a problem line (:func:`disagreement`) naming each
    group's medians and mean log density, best first.
 
@@ -52,8 +52,12 @@ SEPARATION = 3.0
 """Two modes are one when either lies within this many Laplace standard deviations (Mahalanobis) of the other."""
 COMPARABLE = 3.0
 """Modes whose Laplace mass is within this many log units (a factor 20) of the largest get chains."""
-AGREE = 1.0
-"""Chains agree when every parameter's chain means differ by less than this many within-chain sd."""
+AGREE = 0.5
+"""Chains agree when every parameter's chain means differ by less than this many within-chain sd.
+
+Chains that mix have means within about ``2 / sqrt(ESS per chain)`` sd of each other (0.2 sd at an
+ESS of 100); R-hat 1.01 is a spread of chain means of about 0.14 sd.
+"""
 
 
 class Optima(NamedTuple):

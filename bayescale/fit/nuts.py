@@ -2,19 +2,24 @@
 
 The recipe, for any law:
 
-1. the MAP fit (:func:`bayescale.fit_map`, Huber objective) gives a point; the
-   robust scale of its residuals (1.4826·MAD) starts ``sigma``;
-2. from there L-BFGS finds the mode of the model's log density in the
-   *unconstrained* space NumPyro samples in (the posterior mode, priors
-   included), and the inverse Hessian there is the Laplace covariance;
+1. the MAP fit (:func:`bayescale.fit_map`, Huber objective) polishes 64 starts; its
+   distinct optima (the MAP point first, at most 8) are refined by L-BFGS to modes of
+   the model's log density in the *unconstrained* space NumPyro samples in (priors and
+   ``sigma`` included, started at the robust scale 1.4826·MAD of each optimum's
+   residuals); the inverse Hessian at each mode is its Laplace covariance, and modes
+   within 3 Laplace standard deviations of a better one are the same mode
+   (:mod:`bayescale.fit.modes`);
+2. chains start at their own draws from the Laplace approximation of a mode: all at the
+   best one when its Laplace mass dominates, round-robin over the modes within a factor
+   20 of the largest mass when there are several -- chains in connected modes mix during
+   warmup, chains in separated modes stay there and are reported (below);
 3. NUTS samples ``w`` with ``u = mode + L·w`` (``L`` the Cholesky factor of the
-   Laplace covariance): an affine reparameterisation, so the Jacobian is
-   constant, under which the Laplace approximation is a standard normal.
-   Scaling-law posteriors are strongly correlated and badly scaled (``log A`` and
-   ``alpha`` of a power law in compute correlate at -0.99 and differ in scale by
-   100x); whitened, they are near-isotropic, which keeps divergences rare and lets
-   the dense metric adaptation start from the right scale.  Every chain starts at
-   its own draw from the Laplace approximation;
+   Laplace covariance of the first mode that gets chains): an affine
+   reparameterisation, so the Jacobian is constant, under which the Laplace
+   approximation is a standard normal.  Scaling-law posteriors are strongly correlated
+   and badly scaled (``log A`` and ``alpha`` of a power law in compute correlate at
+   -0.99 and differ in scale by 100x); whitened, they are near-isotropic, which keeps
+   divergences rare and lets the dense metric adaptation start from the right scale;
 4. NUTS (NumPyro) with chains vectorised on one device, or one chain per device
    when there are enough devices, run in equal chunks of iterations
    (:func:`chunk_length`): NumPyro's functional ``hmc()`` state carries the iteration
@@ -25,9 +30,14 @@ The recipe, for any law:
    chain``), and ``chains x draws`` beyond the memory budget are refused before any work.
 
 R-hat (rank-normalised), bulk and tail ESS (:mod:`bayescale.fit.diagnostics`),
-divergences and tree-depth hits are computed for every fit; the fit's ``problems``
-name it (and ``warn=True`` issues a ``RuntimeWarning``) when R-hat > 1.01, any bulk
-ESS < 100·chains, or more than 1 % of transitions diverged.
+divergences and tree-depth hits are computed for every fit, and the chains are grouped
+by where they ended (:func:`~bayescale.fit.modes.chain_modes`: chain means within one
+within-chain sd agree); the fit's ``problems`` name it (and ``warn=True`` issues a
+``RuntimeWarning``) when the chains end in more than one mode (``chains disagree: 3
+chains at E 1.82, ... (log density -12.3), 1 chain at E 1.705, ...``, best first, with
+what to do), R-hat > 1.01, any bulk ESS < 100·chains, or more than 1 % of transitions
+diverged.  ``NutsInfo.modes`` holds the groups, ``optima`` and ``starts`` the modes
+found before sampling and where each chain started.
 """
 
 from __future__ import annotations
@@ -185,7 +195,7 @@ def _sample(law: Law, likelihood: Likelihood, keys, w0, x, z, mode, chol, *, war
 
 @float64
 def fit_nuts(law: Law, data: Data, *, key: jax.Array, likelihood: Likelihood = StudentT(), chains: int = 4,
-             warmup: int = 1000, draws: int = 1000, target_accept: float = 0.95, max_tree_depth: int = 10,
+             warmup: int = 1000, draws: int = 2000, target_accept: float = 0.95, max_tree_depth: int = 10,
              map_fit: Fit | None = None, chain_method: str | None = None, progress: bool = False,
              warn: bool = True) -> Fit:
     """Sample the posterior of ``law`` on ``data`` by NUTS (float64).
@@ -200,11 +210,14 @@ def fit_nuts(law: Law, data: Data, *, key: jax.Array, likelihood: Likelihood = S
         :class:`~bayescale.fit.model.StudentT` (default), :class:`~bayescale.fit.model.Gaussian`
         or :class:`~bayescale.fit.model.HuberLikelihood`.
     chains, warmup, draws:
-        Chains and iterations per chain.
+        Chains and iterations per chain.  2,000 draws: on clean 30-run Chinchilla grids the
+        (E, A, alpha) ridge leaves some chains with a bulk ESS near 100, and 1,000 draws gave
+        R-hat > 1.01 in 10-14 % of runs, 2,000 in 4 % (``benchmarks/nuts_modes.py``).
     target_accept:
         Target acceptance probability of the step-size adaptation.
     map_fit:
-        A :func:`fit_map` result to start from (fitted here if absent).
+        A :func:`fit_map` result to start from (fitted here if absent); its point is one start of the
+        posterior modes, and its fitter's multi-start is run again for the others.
     chain_method:
         ``"vectorized"`` (one ``vmap`` on one device) or ``"parallel"`` (a chain per
         device); default: parallel when there are at least ``chains`` devices.
@@ -215,8 +228,9 @@ def fit_nuts(law: Law, data: Data, *, key: jax.Array, likelihood: Likelihood = S
     -------
     Fit
         Draws ``(chains, draws)``; :class:`~bayescale.fit.NutsInfo` (R-hat, ESS,
-        divergences, the posterior mode) in ``info``.  Never raises for a bad chain:
-        ``problems`` says so.
+        divergences, the posterior mode, the modes the chains started at and ended in) in
+        ``info``.  Never raises for a bad chain or chains in different modes: ``problems``
+        says so.
 
     Examples
     --------
@@ -308,7 +322,8 @@ def nuts_problems(info: NutsInfo) -> tuple[str, ...]:
     out = [line] if (line := disagreement(info.modes)) is not None else []
     r_hat, ess = max(info.r_hat.values()), min(info.ess_bulk.values())
     if not np.isfinite(r_hat) or r_hat > 1.01:
-        out.append(f"R-hat {r_hat:.3f} > 1.01")
+        slow = ": the chains agree on one mode but mix slowly; run a longer warmup or more draws"
+        out.append(f"R-hat {r_hat:.3f} > 1.01" + (slow if len(info.modes) == 1 else ""))
     if not np.isfinite(ess) or ess < 100 * info.chains:
         out.append(f"bulk ESS {ess:.0f} < {100 * info.chains}")
     divergent = info.divergences / (info.chains * info.draws)
