@@ -17,9 +17,10 @@ polishes 64 starts; here
    largest when there are several.  Chains started in modes that are connected mix during
    warmup and R-hat is fine; chains in separated modes stay there and are reported;
 4. after sampling, :func:`chain_modes` groups the chains whose means lie within
-   :data:`AGREE` pooled within-chain standard deviations of each other (every parameter and
-   ``sigma``); more than one group is a problem line (:func:`disagreement`) naming each
-   group's medians and mean log density, best first.
+   :data:`AGREE` pooled within-chain standard deviations (or :data:`NOISE` Monte Carlo
+   standard errors) of each other, for every parameter and ``sigma``; more than one group
+   is a problem line (:func:`disagreement`) naming each group's medians and mean log
+   density, best first.
 
 Log densities are NumPyro's: the joint log density in the unconstrained space, Jacobians
 included (``-potential_energy``).
@@ -37,13 +38,14 @@ import numpy as np
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import potential_energy
 
+from bayescale.fit.diagnostics import ess_bulk
 from bayescale.fit.lbfgs import ParallelLbfgs, Solver, minimize
 from bayescale.fit.map import MultiStart, fitted_residuals
 from bayescale.fit.model import Likelihood, model
 from bayescale.fit.result import Mode, robust_scale
 from bayescale.laws import Law
 
-__all__ = ["AGREE", "COMPARABLE", "LANES", "SEPARATION", "Mode", "Optima", "chain_modes", "chain_starts",
+__all__ = ["AGREE", "COMPARABLE", "LANES", "NOISE", "SEPARATION", "Mode", "Optima", "chain_modes", "chain_starts",
            "constrained", "disagreement", "posterior_optima", "potential", "refine", "site_names", "unconstrained"]
 
 LANES = 8
@@ -58,6 +60,8 @@ AGREE = 0.5
 Chains that mix have means within about ``2 / sqrt(ESS per chain)`` sd of each other (0.2 sd at an
 ESS of 100); R-hat 1.01 is a spread of chain means of about 0.14 sd.
 """
+NOISE = 4.0
+"""...and chains whose means differ by less than this many Monte Carlo standard errors agree too."""
 
 
 class Optima(NamedTuple):
@@ -206,17 +210,25 @@ def chain_starts(optima: Optima, chains: int, *, key: jax.Array):
 
 
 def chain_modes(draws: Mapping[str, np.ndarray], log_density: np.ndarray, params: tuple[str, ...]) -> tuple[Mode, ...]:
-    """Groups of chains that agree (every site's chain means within :data:`AGREE` pooled within-chain sd
-    of a chain of the group), highest mean log density first.
+    """Groups of chains that agree, highest mean log density first.
+
+    Two chains agree when, for every site, their means differ by less than :data:`AGREE` pooled
+    within-chain sd or by less than :data:`NOISE` Monte Carlo standard errors of the difference (each
+    chain's sd over the square root of its own bulk ESS: a run too short to say where its chains
+    are names no modes); a group is every chain linked to it by agreeing pairs.
 
     ``draws``: every site ``(chain, draw)``; ``log_density`` ``(chain, draw)``; ``params``: the sites
     whose medians a :class:`Mode` names.
     """
     sites = np.stack([np.asarray(v, dtype=float) for v in draws.values()])  # (site, chain, draw)
-    means = sites.mean(axis=2)
-    within = np.sqrt(np.mean(sites.var(axis=2), axis=1))
-    gap = np.abs(means[:, :, None] - means[:, None, :]) / np.where(within > 0, within, np.inf)[:, None, None]
-    near = np.all(gap < AGREE, axis=0)  # (chain, chain); NaN draws agree with nothing
+    means, var = sites.mean(axis=2), sites.var(axis=2)
+    within = np.sqrt(np.mean(var, axis=1))
+    diff = np.abs(means[:, :, None] - means[:, None, :])
+    gap = diff / np.where(within > 0, within, np.inf)[:, None, None]
+    ess = np.array([[ess_bulk(chain[None]) for chain in site] for site in sites])
+    mcse2 = var / np.maximum(ess, 1.0)
+    z = diff / np.sqrt(mcse2[:, :, None] + mcse2[:, None, :] + 1e-300)
+    near = np.all((gap < AGREE) | (z < NOISE), axis=0)  # (chain, chain); NaN draws agree with nothing
     group = list(range(near.shape[0]))
     for a, b in zip(*np.nonzero(near)):  # single linkage: merge the groups of every agreeing pair
         old, new = group[b], group[a]
