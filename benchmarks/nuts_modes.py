@@ -7,7 +7,10 @@ Each grid: 6 model sizes x 5 tokens-per-parameter ratios (30 runs), the Hoffmann
 ``E + A N^-alpha + B D^-beta`` with its truth drawn per grid by a seeded NumPy generator
 (E in 1.7-1.9, A in 400-600, B in 400-2000, alpha and beta in 0.3-0.4) and 1 %
 multiplicative log-normal noise.  Every grid is fitted by ``fit_nuts`` with the default
-settings (4 chains, 1,000 warmup, 1,000 draws, Student-t) under ``jax.random.key(0..3)``.
+settings (4 chains, 1,000 warmup, 2,000 draws, Student-t) under ``jax.random.key(0..3)``.
+Printed per run: the largest R-hat, divergences, how many distinct posterior modes the
+multi-start reached (``optima``), the mode each chain started at (``starts``), whether
+``problems`` names modes, seconds (MAP, modes and NUTS) and the problem lines.
 
     python benchmarks/nuts_modes.py [--grids 20] [--keys 4] [--first-grid 0] [--warmup W] [--draws D]
 """
@@ -52,7 +55,8 @@ def main() -> None:
     settings = {k: v for k, v in (("warmup", args.warmup), ("draws", args.draws)) if v is not None}
     print(f"bayescale {bs.__version__}; {args.grids} grids from {args.first_grid} x {args.keys} keys; fit_nuts "
           f"defaults{''.join(f', {k}={v}' for k, v in settings.items())}")
-    print(f"{'grid':>4} {'key':>3} {'max R-hat':>9} {'div':>4} {'modes named':>11} {'seconds':>7}  problems")
+    print(f"{'grid':>4} {'key':>3} {'max R-hat':>9} {'div':>4} {'optima':>6} {'starts':>7} {'modes named':>11} "
+          f"{'seconds':>7}  problems")
     good = named = slow = total = 0
     t_all = time.perf_counter()
     for g in range(args.first_grid, args.first_grid + args.grids):
@@ -68,7 +72,9 @@ def main() -> None:
             good += r_hat <= 1.01
             named += names and r_hat > 1.01
             slow += not names and any("agree on one mode" in p for p in fit.problems)
-            print(f"{g:>4} {k:>3} {r_hat:>9.4f} {fit.info.divergences:>4} {'yes' if names else 'no':>11} "
+            starts = "".join(map(str, fit.info.starts))
+            print(f"{g:>4} {k:>3} {r_hat:>9.4f} {fit.info.divergences:>4} {fit.info.optima:>6} {starts:>7} "
+                  f"{'yes' if names else 'no':>11} "
                   f"{time.perf_counter() - t0:>7.1f}  {'; '.join(fit.problems) or '-'}", flush=True)
     bad = total - good
     print(f"\nR-hat <= 1.01 in {good} of {total} runs ({100 * good / total:.1f} %); of the {bad} others, "
