@@ -10,6 +10,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 import pytest
 from numpyro.infer import Predictive
 
@@ -17,6 +18,8 @@ import bayescale as bs
 from bayescale import laws
 from bayescale.fit import ComposedInfo
 from bayescale.fit.model import HuberLikelihood, model, pointwise_log_likelihood
+from bayescale.fit.modes import Optima, chain_modes, chain_starts, disagreement
+from bayescale.laws import Covariate, Law
 
 # ---------------------------------------------------------------- shared small fits
 
@@ -161,6 +164,79 @@ def test_too_short_a_run_is_flagged_not_hidden():
         post = bs.fit_nuts(laws.power_law, _power_data(), key=jax.random.key(0), chains=2, warmup=5, draws=20)
     assert not post.ok
     assert post.problems
+    assert not any(p.startswith("chains disagree") for p in post.problems)  # too few draws to place the chains
+
+
+# ---------------------------------------------------------------- modes: where chains start, where they end
+
+
+def _squared_exponent(p, x):
+    return jnp.logaddexp(jnp.log(p["E"]), jnp.log(p["A"]) - p["s"] ** 2 * jnp.log(x["C"]))
+
+
+# y = E + A C^-(s^2) with a prior symmetric in s: two modes of equal density at s = ±sqrt(alpha),
+# separated by s = 0 where the curve is flat
+_BIMODAL = Law(name="squared_exponent", params=("E", "A", "s"), covariates=(Covariate("C", "FLOPs", role="compute"),),
+               fn=_squared_exponent, priors=(dist.LogNormal(0.5, 0.6), dist.LogNormal(5.0, 1.5), dist.Normal(0.0, 0.5)),
+               formula="y(C) = E + A·C^-(s^2)")
+
+
+@pytest.fixture(scope="module")
+def bimodal_post():
+    data = bs.from_arrays(_BIMODAL, y=_power_data().y, C=_power_data().x["C"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return bs.fit_nuts(_BIMODAL, data, key=jax.random.key(0), chains=4, warmup=100, draws=100)
+
+
+def test_chains_start_at_the_distinct_modes_the_multi_start_finds(bimodal_post):
+    info = bimodal_post.info
+    assert info.optima == 2
+    assert sorted(info.starts) == [0, 0, 1, 1]  # round-robin over two modes of equal mass
+    sign = np.sign(np.median(bimodal_post.draws["s"], axis=1))
+    assert {sign[c] for c, s in enumerate(info.starts) if s == 0} != {sign[c] for c, s in enumerate(info.starts) if s == 1}
+
+
+def test_chains_in_two_modes_are_named_in_one_problem_line(bimodal_post):
+    lines = [p for p in bimodal_post.problems if p.startswith("chains disagree")]
+    assert len(lines) == 1 and lines[0].count("2 chains at E ") == 2 and "about equally likely" in lines[0]
+    modes = bimodal_post.info.modes
+    assert len(modes) == 2 and sorted(c for m in modes for c in m.chains) == [0, 1, 2, 3]
+    assert sorted(np.sign(m.median["s"]) for m in modes) == [-1, 1]
+    assert abs(abs(modes[0].median["s"]) - 0.15**0.5) < 0.05
+    assert modes[0].log_density >= modes[1].log_density
+    assert bimodal_post.diagnostics["optima"] == 2
+
+
+def test_a_unimodal_posterior_names_no_modes(power_post):
+    assert len(power_post.info.modes) == 1 and power_post.info.modes[0].chains == (0, 1)
+    assert not any(p.startswith("chains disagree") for p in power_post.problems)
+
+
+def test_chain_groups_follow_the_chain_means():
+    rng = np.random.default_rng(0)
+    same = {"a": rng.normal(size=(4, 500)), "b": rng.normal(size=(4, 500))}
+    assert len(chain_modes(same, -rng.random((4, 500)), ("a",))) == 1
+    apart = {"a": same["a"] + np.array([[0.0], [5.0], [0.0], [0.0]]), "b": same["b"]}
+    log_density = np.where(np.arange(4)[:, None] == 1, -20.0, -12.0) + 0 * same["a"]
+    modes = chain_modes(apart, log_density, ("a", "b"))
+    assert [m.chains for m in modes] == [(0, 2, 3), (1,)]
+    assert modes[0].log_density == pytest.approx(-12.0) and modes[1].median["a"] == pytest.approx(5.0, abs=0.2)
+    line = disagreement(modes)
+    assert line.startswith("chains disagree: 3 chains at a ") and "1 chain at a 4.9" in line
+    assert "the first mode is 8.0 log-density units higher" in line and "info.modes[0].chains" in line
+    assert disagreement(modes[:1]) is None
+
+
+def test_chains_start_at_one_mode_when_it_dominates():
+    eye = np.stack([np.eye(2)] * 2)
+    optima = Optima(u=np.array([[0.0, 0.0], [10.0, 0.0]]), chol=eye, log_density=np.array([-1.0, -9.0]),
+                    log_mass=np.array([-1.0, -9.0]))
+    mode, chol, w0, starts = chain_starts(optima, 4, key=jax.random.key(0))
+    assert starts == (0, 0, 0, 0) and np.all(np.abs(np.asarray(w0)) < 5)
+    mode, chol, w0, starts = chain_starts(optima._replace(log_mass=np.array([-1.0, -2.0])), 4, key=jax.random.key(0))
+    assert starts == (0, 1, 0, 1)
+    assert np.all(np.asarray(w0)[1::2, 0] > 5)  # whitened around mode 0, started around mode 1
 
 
 # ---------------------------------------------------------------- ArviZ, bands

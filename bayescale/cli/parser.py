@@ -135,7 +135,7 @@ def _fit_arguments(cmd: argparse.ArgumentParser, several: bool) -> None:
     add("--starts", type=whole, default=64, help="bootstrap starts per resample (default 64)")
     add("--chains", type=whole, default=4, help="NUTS chains (default 4)")
     add("--warmup", type=whole, default=1000, help="NUTS warmup iterations per chain (default 1000)")
-    add("--draws", type=whole, default=1000, help="NUTS draws per chain (default 1000)")
+    add("--draws", type=whole, default=2000, help="NUTS draws per chain (default 2000)")
     add("--likelihood", default="student-t", choices=list(LIKELIHOODS), help="NUTS noise model (default student-t)")
     add("--interval", type=number, default=0.9, help="central interval for lo/hi (default 0.9)")
     add("--seed", type=seed, default=0, help="random seed of the bootstrap and NUTS (MAP is deterministic)")

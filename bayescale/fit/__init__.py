@@ -11,7 +11,7 @@ from bayescale.fit.model import Gaussian, HuberLikelihood, Likelihood, StudentT,
 from bayescale.fit.nuts import fit_nuts
 from bayescale.fit.objective import Huber, Objective, SquaredError, default_objective
 from bayescale.fit.precision import float64
-from bayescale.fit.result import BootstrapInfo, ComposedInfo, Fit, Fitter, MapInfo, NutsInfo, combine_stages
+from bayescale.fit.result import BootstrapInfo, ComposedInfo, Fit, Fitter, MapInfo, Mode, NutsInfo, combine_stages
 from bayescale.fit.staged import fit_two_stage
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "HuberLikelihood",
     "Likelihood",
     "MapInfo",
+    "Mode",
     "NutsInfo",
     "Objective",
     "OptaxLbfgs",

@@ -58,6 +58,7 @@ import functools
 import numbers
 import statistics
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -73,8 +74,9 @@ from bayescale.fit.precision import float64
 from bayescale.fit.result import Fit, Fitter, MapInfo, plug_in, robust_scale, warn_problems
 from bayescale.laws import Law
 
-__all__ = ["LAPLACE_DRAWS", "check_fit_inputs", "check_key", "check_law_output", "fit_map", "fitted_residuals",
-           "identification", "laplace_approximation", "normal_design", "not_identified", "objective_u", "polish",
+__all__ = ["LAPLACE_DRAWS", "MultiStart", "check_fit_inputs", "check_key", "check_law_output", "fit_map",
+           "fitted_residuals", "identification", "laplace_approximation", "map_and_optima", "multi_start",
+           "normal_design", "not_identified", "objective_u", "polish",
            "polish_starts", "polish_width", "positive_int", "screen", "screen_starts", "screen_width", "starts_for"]
 
 # Device bytes per (start, row) of the batched programs, as multiples of one float64.  XLA's own
@@ -584,10 +586,34 @@ def fit_map(
     0.15
     """
     t0 = time.perf_counter()
+    fit, _ = map_and_optima(law, data, objective=objective, starts=starts, keep=keep, solver=solver,
+                            laplace_draws=laplace_draws)
+    return warn_problems(dataclasses.replace(fit, seconds=time.perf_counter() - t0), warn)
+
+
+class MultiStart(NamedTuple):
+    """Every polished lane of a multi-start L-BFGS fit (:func:`multi_start`).
+
+    ``outcome`` holds the lanes' end points ``u`` ``(B, P)`` (unconstrained), objectives (``inf``
+    where not finite), steps, gradients and convergence; ``screened`` the objective at each lane's
+    start; ``n_starts`` how many starts were screened.
+    """
+
+    outcome: Outcome
+    screened: np.ndarray
+    n_starts: int
+
+
+def multi_start(law: Law, data: Data, *, objective: Objective | None = None, starts: np.ndarray | None = None,
+                keep: int | None = 64, solver: Solver = ParallelLbfgs()) -> MultiStart:
+    """Screen every start, polish the ``keep`` best by L-BFGS: the lanes of :func:`fit_map`, all of them.
+
+    The same arguments as :func:`fit_map` (checked here); ``fit_nuts`` starts its chains from the
+    distinct optima among the lanes.
+    """
     check_fit_inputs(law, data, "fit_map")
     objective = default_objective(law) if objective is None else objective
     keep = positive_int(keep, "keep", "fit_map", optional=True)
-    laplace = 0 if laplace_draws in (None, 0) else int(positive_int(laplace_draws, "laplace_draws", "fit_map") or 0)
     expect(solver, (ParallelLbfgs, OptaxLbfgs), "solver", "fit_map")
     theta0 = starts_for(law, data) if starts is None else _start_array(starts, law)
     x, z = fit_arrays(law, data)
@@ -598,10 +624,24 @@ def fit_map(
     f0 = screen_starts(law, objective, u0, x, z, w, widths[0])
     order = np.argsort(f0, kind="stable")[:n_polish]
     out = polish_starts(law, objective, solver, u0[order], x, z, w, widths[1])
+    out = out._replace(value=np.where(np.isfinite(out.value), out.value, np.inf))
+    return MultiStart(outcome=out, screened=np.asarray(f0)[order], n_starts=int(theta0.shape[0]))
+
+
+@float64
+def map_and_optima(law: Law, data: Data, *, objective: Objective | None = None, starts: np.ndarray | None = None,
+                   keep: int | None = 64, solver: Solver = ParallelLbfgs(),
+                   laplace_draws: int | None = LAPLACE_DRAWS) -> tuple[Fit, MultiStart]:
+    """:func:`fit_map` (without its warning) and the :class:`MultiStart` lanes it chose from."""
+    laplace = 0 if laplace_draws in (None, 0) else int(positive_int(laplace_draws, "laplace_draws", "fit_map") or 0)
+    runs = multi_start(law, data, objective=objective, starts=starts, keep=keep, solver=solver)
+    x, z = fit_arrays(law, data)
+    objective = default_objective(law) if objective is None else objective
     fitter = Fitter.of(fit_map, objective=objective, starts=starts, keep=keep, solver=solver,
                        laplace_draws=laplace_draws)
-    fit = _map_result(law, data, out, f0[order], (x, z, w), laplace, fitter, n_starts=int(theta0.shape[0]))
-    return warn_problems(dataclasses.replace(fit, seconds=time.perf_counter() - t0), warn)
+    fit = _map_result(law, data, runs.outcome, runs.screened, (x, z, jnp.ones_like(z)), laplace, fitter,
+                      n_starts=runs.n_starts)
+    return fit, runs
 
 
 def _map_result(law: Law, data: Data, out: Outcome, f0, arrays, laplace: int, fitter: Fitter, *,

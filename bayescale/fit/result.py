@@ -26,8 +26,8 @@ from bayescale.fit.model import Gaussian, Likelihood, pointwise_log_likelihood
 from bayescale.fit.precision import float64
 from bayescale.laws import Law
 
-__all__ = ["BootstrapInfo", "ComposedInfo", "Fit", "Fitter", "MapInfo", "NutsInfo", "combine_stages", "map_info",
-           "plug_in", "robust_scale", "scrambled_order", "warn_problems"]
+__all__ = ["BootstrapInfo", "ComposedInfo", "Fit", "Fitter", "MapInfo", "Mode", "NutsInfo", "combine_stages",
+           "map_info", "plug_in", "robust_scale", "scrambled_order", "warn_problems"]
 
 Array = Any
 
@@ -99,8 +99,23 @@ class BootstrapInfo(NamedTuple):
         return {}
 
 
+class Mode(NamedTuple):
+    """A group of NUTS chains that agree: which chains, their parameter medians, their mean log density
+    (NumPyro's joint log density in the unconstrained space, Jacobians included).
+    """
+
+    chains: tuple[int, ...]
+    median: Mapping[str, float]
+    log_density: float
+
+
 class NutsInfo(NamedTuple):
-    """What NUTS reports: convergence per parameter, divergences, the mode and MAP it started from."""
+    """What NUTS reports: convergence per parameter, divergences, the mode and MAP it started from.
+
+    ``modes``: the groups of chains that agree, highest log density first (one group when the chains
+    agree; more is a problem line); ``optima``: how many distinct posterior modes the multi-start MAP
+    lanes reached; ``starts``: the mode (index among them, best log density first) each chain started at.
+    """
 
     point: Mapping[str, float]
     mode: Mapping[str, float]
@@ -115,6 +130,9 @@ class NutsInfo(NamedTuple):
     ess_tail: Mapping[str, float]
     step_size: float
     band: str = "credible"
+    modes: tuple[Mode, ...] = ()
+    optima: int = 1
+    starts: tuple[int, ...] = ()
 
     def scalars(self) -> dict[str, object]:
         out = _scalars(self)
