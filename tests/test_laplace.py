@@ -144,3 +144,13 @@ def test_a_saved_map_fit_keeps_its_laplace_draws_and_label(noisy, tmp_path):
     assert loaded.shape == (1, 1000) and loaded.point == pytest.approx(fit.point)
     for name in laws.power_law.params:
         np.testing.assert_array_equal(loaded.draws[name], fit.draws[name])
+
+
+def test_loo_refuses_the_laplace_band_and_compare_leaves_it_nan(noisy):
+    """The Laplace draws sit on the Huber optimum, not on the mode of the Gaussian likelihood LOO scores."""
+    data, fit = noisy
+    with pytest.raises(bs.ArgumentError, match="not a single MAP point or MAP's Laplace band"):
+        bs.loo(fit)
+    pure = bs.fit_map(laws.pure_power_law, bs.from_arrays(laws.pure_power_law, y=data.y, C=data.x["C"]))
+    table = bs.compare({"power_law": fit, "pure_power_law": pure})
+    assert table.elpd_loo.isna().all() and table.elpd_waic.isna().all()
