@@ -118,7 +118,9 @@ def test_map_forecast_and_compute_optimal_bands_have_width():
     c4 = bs.datasets.gadre_long().query("train_dataset == 'c4_original' and val_set == 'c4_val'")
     fit = bs.fit_map(laws.chinchilla, bs.from_frame(c4, laws.chinchilla, x=["N", "D"], y="loss"))
     assert fit.ok and fit.band == "laplace"
-    f = bs.forecast(fit, {"N": [1e9, 7e10], "D": [2e10, 1.4e12]}, key=jax.random.key(0))
+    at = {"N": np.array([1e9, 7e10]), "D": np.array([2e10, 1.4e12])}
+    f = bs.forecast(fit, at, key=jax.random.key(0))
+    np.testing.assert_allclose(f.estimate, bs.predict(laws.chinchilla, fit.point, at), rtol=1e-12)  # the optimum's
     assert np.all(f.credible.hi - f.credible.lo > 0)
     assert np.all(f.predictive.hi - f.predictive.lo > f.credible.hi - f.credible.lo)
     _, bands = bs.optimal_bands(fit, [1e21, 1e23])

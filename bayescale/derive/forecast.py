@@ -65,8 +65,9 @@ class Forecast:
     """Bands at new covariates ``x``; arrays have the broadcast shape of ``x``.
 
     ``estimate`` is the median of the credible band (for a MAP fit: the MAP
-    prediction).  ``credible`` is the band of the mean law, ``predictive`` adds
-    observation noise (and the ``discrepancy``, when given: the calibrated band).
+    prediction, also when its band is the Laplace approximation).  ``credible`` is the
+    band of the mean law, ``predictive`` adds observation noise (and the ``discrepancy``,
+    when given: the calibrated band).
     """
 
     x: dict[str, np.ndarray]
@@ -110,8 +111,22 @@ def forecast(fit: Fit, x: Mapping[str, object], *, key: jax.Array, interval: flo
     interval = check_interval(interval, "forecast")
     mean, pred = _draws(fit, x, key, discrepancy, "forecast")
     credible = band(mean, interval)
-    return Forecast(x=covariate_values(fit.law, x, "forecast"), estimate=credible.median,
+    return Forecast(x=covariate_values(fit.law, x, "forecast"), estimate=_estimate(fit, x, credible),
                     credible=credible, predictive=band(pred, interval), method=fit.method, discrepancy=discrepancy)
+
+
+@float64
+def _estimate(fit: Fit, x: Mapping[str, object], credible: Band) -> np.ndarray:
+    """The credible band's median; for draws of a Laplace band, the prediction at the optimum they surround.
+
+    The median of the Laplace draws' predictions is not the optimum's prediction where the law bends
+    (measured on DCLM: the direct law's held-out MRE went from 4.6 % at the optimum to 13.8 %).
+    """
+    if "laplace" not in fit.band.split("+"):
+        return credible.median
+    at = predict_fit_space(fit.law, {k: np.full((1, 1), v) for k, v in fit.point.items()},
+                           covariate_values(fit.law, x, "forecast"))
+    return np.asarray(fit.law.response.from_fit(jnp.asarray(at)))[0, 0]
 
 
 def _extra(fit: Fit, x: Mapping[str, object], shape: tuple[int, ...], discrepancy: Discrepancy | None):
