@@ -125,8 +125,9 @@ def test_frames_of_forecasts_allocations_and_bands(fits):
         assert len(frame) == 3 and (frame.lo <= frame.hi).all() and np.isfinite(frame.to_numpy()).all()
         b = f.credible.to_frame()
         assert list(b.columns) == ["median", "lo", "hi"] and len(b) == 3
-        if fit.band == "laplace":  # the MAP prediction, not the Laplace draws' median
-            np.testing.assert_allclose(f.estimate, bs.predict(fit.law, fit.point, x))
+        if fit.band == "laplace":  # MAP: the optimum's prediction, inside its Laplace band
+            np.testing.assert_allclose(f.estimate, bs.predict(fit.law, fit.point, x), rtol=1e-12)
+            assert np.all((b["lo"] < f.estimate) & (f.estimate < b["hi"]))
         else:
             np.testing.assert_array_equal(b["median"], f.estimate)
     p = dict(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)

@@ -118,7 +118,9 @@ def test_map_forecast_and_compute_optimal_bands_have_width():
     c4 = bs.datasets.gadre_long().query("train_dataset == 'c4_original' and val_set == 'c4_val'")
     fit = bs.fit_map(laws.chinchilla, bs.from_frame(c4, laws.chinchilla, x=["N", "D"], y="loss"))
     assert fit.ok and fit.band == "laplace"
-    f = bs.forecast(fit, {"N": [1e9, 7e10], "D": [2e10, 1.4e12]}, key=jax.random.key(0))
+    at = {"N": np.array([1e9, 7e10]), "D": np.array([2e10, 1.4e12])}
+    f = bs.forecast(fit, at, key=jax.random.key(0))
+    np.testing.assert_allclose(f.estimate, bs.predict(laws.chinchilla, fit.point, at), rtol=1e-12)  # the optimum's
     assert np.all(f.credible.hi - f.credible.lo > 0)
     assert np.all(f.predictive.hi - f.predictive.lo > f.credible.hi - f.credible.lo)
     _, bands = bs.optimal_bands(fit, [1e21, 1e23])
@@ -144,3 +146,13 @@ def test_a_saved_map_fit_keeps_its_laplace_draws_and_label(noisy, tmp_path):
     assert loaded.shape == (1, 1000) and loaded.point == pytest.approx(fit.point)
     for name in laws.power_law.params:
         np.testing.assert_array_equal(loaded.draws[name], fit.draws[name])
+
+
+def test_loo_refuses_the_laplace_band_and_compare_leaves_it_nan(noisy):
+    """The Laplace draws sit on the Huber optimum, not on the mode of the Gaussian likelihood LOO scores."""
+    data, fit = noisy
+    with pytest.raises(bs.ArgumentError, match="not a single MAP point or MAP's Laplace band"):
+        bs.loo(fit)
+    pure = bs.fit_map(laws.pure_power_law, bs.from_arrays(laws.pure_power_law, y=data.y, C=data.x["C"]))
+    table = bs.compare({"power_law": fit, "pure_power_law": pure})
+    assert table.elpd_loo.isna().all() and table.elpd_waic.isna().all()

@@ -165,18 +165,19 @@ def _optimal(args) -> int:
         fits = {law.name: _fitted(args, law, frame, x)}
         mix = [(fits[law.name], 1.0)]
     _, bands = optimal_bands(None, compute, interval=args.interval, mix=mix)
+    fewest = min((f for f, _ in mix), key=lambda f: f.n_draws)  # the draws are cut to the fewest of any part
     rows: list[dict] = [
         {"compute": float(c), **{q: {"estimate": float(np.ravel(b.median)[i]), "lo": float(np.ravel(b.lo)[i]),
                                      "hi": float(np.ravel(b.hi)[i])} for q, b in bands.items()}}
         for i, c in enumerate(compute)]
     print(f"law {law.name} ({mix[0][0].method}{f', mix {args.mix} of {args.by}' if parts else ''}); "
-          f"median [{args.interval:.0%} {mix[0][0].band_name} interval]")
+          f"median [{args.interval:.0%} {fewest.band_name} interval]")
     for r in rows:
         n, t = r["N"], r["tokens_per_param"]
         print(f"  C={r['compute']:.3g}: N* {n['estimate']:.4g} [{n['lo']:.4g}, {n['hi']:.4g}]  "
               f"D* {r['D']['estimate']:.4g}  tokens/param {t['estimate']:.3g} [{t['lo']:.3g}, {t['hi']:.3g}]")
 
-    payload = {"law": law.name, "method": mix[0][0].method, "interval_kind": mix[0][0].band, "interval": args.interval,
+    payload = {"law": law.name, "method": mix[0][0].method, "interval_kind": fewest.band, "interval": args.interval,
                "optima": rows, "mix": parts,
                "diagnostics": {n: scalars(f.diagnostics) for n, f in fits.items()},
                "seconds": round(time.perf_counter() - t0, 4)}

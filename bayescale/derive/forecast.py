@@ -36,8 +36,9 @@ class Forecast:
     """Bands at new covariates ``x``; arrays have the broadcast shape of ``x``.
 
     ``estimate`` is the median of the credible band (for a MAP fit: the MAP
-    prediction, the optimum's, not the Laplace draws' median).  ``credible`` is the band of the
-    mean law, ``predictive`` adds observation noise (and the ``discrepancy``, when given: the calibrated band).
+    prediction, also when its band is the Laplace approximation).  ``credible`` is the
+    band of the mean law, ``predictive`` adds observation noise (and the ``discrepancy``,
+    when given: the calibrated band).
     """
 
     x: dict[str, np.ndarray]
@@ -107,7 +108,7 @@ def point_forecast(fit: Fit, x: Mapping[str, object], credible: Band) -> np.ndar
     unconstrained parameters, not in the prediction: a weakly determined fit's median prediction can sit
     far from the optimum's), else the median of the credible band.
     """
-    if fit.band == "laplace":
+    if "laplace" in fit.band.split("+"):
         return np.broadcast_to(predict(fit.law, fit.point, x), np.shape(credible.median)).copy()
     return credible.median
 
