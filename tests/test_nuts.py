@@ -213,6 +213,17 @@ def test_a_unimodal_posterior_names_no_modes(power_post):
     assert not any(p.startswith("chains disagree") for p in power_post.problems)
 
 
+def test_a_given_map_fit_is_still_a_start_and_its_info():
+    data = _power_data()
+    start = bs.fit_map(laws.power_law, data, keep=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        post = bs.fit_nuts(laws.power_law, data, key=jax.random.key(3), chains=2, warmup=50, draws=50, map_fit=start)
+    assert post.info.map == start.info and post.info.optima >= 1 and len(post.info.starts) == 2
+    with pytest.raises(ValueError, match="map_fit must be a fit_map result"):
+        bs.fit_nuts(laws.power_law, data, key=jax.random.key(3), chains=2, warmup=50, draws=50, map_fit=post)
+
+
 def test_chain_groups_follow_the_chain_means():
     rng = np.random.default_rng(0)
     same = {"a": rng.normal(size=(4, 500)), "b": rng.normal(size=(4, 500))}

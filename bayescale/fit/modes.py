@@ -40,7 +40,7 @@ from numpyro.infer.util import potential_energy
 
 from bayescale.fit.diagnostics import ess_bulk
 from bayescale.fit.lbfgs import ParallelLbfgs, Solver, minimize
-from bayescale.fit.map import MultiStart, fitted_residuals
+from bayescale.fit.map import MultiStart, fitted_residuals, polish_width
 from bayescale.fit.model import Likelihood, model
 from bayescale.fit.result import Mode, robust_scale
 from bayescale.laws import Law
@@ -125,16 +125,16 @@ def refine(law: Law, likelihood: Likelihood, solver: Solver, x, z, u0):
 # --------------------------------------------------------------------------- modes before sampling
 
 
-def _lanes(law: Law, runs: MultiStart, point: Mapping[str, float]) -> np.ndarray:
-    """The MAP point, then the distinct polished lanes by objective: :data:`LANES` rows (padded by the first)."""
+def _lanes(law: Law, runs: MultiStart, point: Mapping[str, float], width: int) -> np.ndarray:
+    """The MAP point, then the distinct polished lanes by objective: ``width`` rows (padded by the first)."""
     out = runs.outcome
     picks = [np.asarray(law.unconstrain(jnp.asarray([point[n] for n in law.params], dtype=jnp.float64)))]
     for i in np.argsort(out.value, kind="stable"):
-        if len(picks) == LANES or not np.isfinite(out.value[i]):
+        if len(picks) == width or not np.isfinite(out.value[i]):
             break
         if all(np.max(np.abs(out.u[i] - p)) > 1e-3 for p in picks):
             picks.append(np.asarray(out.u[i]))
-    return np.stack(picks + picks[:1] * (LANES - len(picks)))
+    return np.stack(picks + picks[:1] * (width - len(picks)))
 
 
 def _starts(law: Law, likelihood: Likelihood, lanes: np.ndarray, x, z) -> jax.Array:
@@ -168,9 +168,10 @@ def posterior_optima(law: Law, likelihood: Likelihood, runs: MultiStart, point: 
 
     A lane counts when its log density is finite, its Hessian positive definite and it converged
     (the best lane counts even unconverged: it is the fit's whitening, as before).  When none
-    counts, the best lane with a diagonal covariance stands in.
+    counts, the best lane with a diagonal covariance stands in.  At most :data:`LANES` lanes, fewer
+    when the memory budget holds fewer L-BFGS lanes on this many rows (:func:`polish_width`).
     """
-    u0 = _starts(law, likelihood, _lanes(law, runs, point), x, z)
+    u0 = _starts(law, likelihood, _lanes(law, runs, point, polish_width(x, z, LANES)), x, z)
     u, value, cov, ok = (np.asarray(a) for a in refine(law, likelihood, solver, x, z, u0))
     value = np.where(np.isfinite(value), value, np.inf)
     kept: list[tuple[int, np.ndarray]] = []
