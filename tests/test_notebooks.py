@@ -39,7 +39,7 @@ def test_chinchilla_replication(tmp_path):
         assert band["hi"] - band["lo"] > 2.0, method  # a real band, not a point
     assert (tmp_path / "chinchilla_n_star.png").stat().st_size > 10_000
     report = head["calibration"]["report"]
-    assert [r["level"] for r in report] == [0.5, 0.8, 0.9] and head["calibration"]["tau"] >= 0.0
+    assert [r["level"] for r in report] == [0.5, 0.8, 0.9] and head["calibration"]["growth"] >= 0.0
     for r in report:  # the learned discrepancy never narrows a band
         assert r["coverage_calibrated"] >= r["coverage_plain"] and r["n"] > 0
     assert (tmp_path / "chinchilla_reliability.png").stat().st_size > 10_000

@@ -179,10 +179,10 @@ class ChanceAccuracy:
         return 1.0 - y
 
     def validate(self, y: np.ndarray) -> Check:
-        near = f"within {self.margin:g} of " if self.margin > 0 else "at or below "
+        near = f" or within {self.margin:g} above it" if self.margin > 0 else ""
         return Check(_outside_unit(y), _UNIT, (y <= self.chance) | (y < self.chance + self.margin) | (y >= 1.0),
-                     f"{near}chance (Q_rand = {self.chance:g}) or at 1, which log(-log Q') cannot represent "
-                     "or magnifies without bound")
+                     f"at or below chance (Q_rand = {self.chance:g}){near}, or at 1, which log(-log Q') cannot "
+                     "represent or magnifies without bound")
 
 
 _UNIT = "must lie in [0, 1] (percentages? divide by 100)"
