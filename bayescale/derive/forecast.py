@@ -56,7 +56,7 @@ class Forecast:
         """What the bands are: plain or calibrated, the discrepancy and the law forms' weights."""
         level = f"{self.credible.interval:.0%}"
         kind = "calibrated predictive" if self.discrepancy is not None else "plain predictive"
-        lines = [f"{level} intervals: {kind} (lo, hi), {self.band_name} (credible_lo, credible_hi)"]
+        lines = [f"{level} intervals: {kind} (lo, hi) and {self.band_name} (credible_lo, credible_hi)"]
         if self.weights:
             lines.append("law forms averaged, weighted by backtest log score: "
                          + ", ".join(f"{k} {v:.2f}" for k, v in self.weights.items()))

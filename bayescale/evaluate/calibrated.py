@@ -28,6 +28,7 @@ from bayescale.errors import ArgumentTypeError, expect
 from bayescale.evaluate.backtest import Backtest, backtest, backtest_score
 from bayescale.evaluate.discrepancy import learn_discrepancies, learn_discrepancy, prior_discrepancy
 from bayescale.fit import DataError, Fit
+from bayescale.fit.map import check_key
 
 __all__ = ["calibrate", "forecast", "forecast_groups"]
 
@@ -139,6 +140,7 @@ def forecast(fit: Fit, x: Mapping[str, object], *, key: jax.Array, interval: flo
     if not calibrated or discrepancy is not None:
         return plain_forecast(fit, x, key=key, interval=interval, discrepancy=discrepancy if calibrated else None)
     check_fit(fit, "forecast")
+    check_key(key, "forecast")
     interval = check_interval(interval, "forecast")
     x = covariate_values(fit.law, x, "forecast")
     k_fit, k_draw = jax.random.split(key)
@@ -171,6 +173,7 @@ def forecast_groups(fits: Mapping[object, Fit], x: Mapping[str, object], *, key:
         raise ArgumentTypeError(f"forecast_groups: average must be True or False, got {average!r}")
     for name, fit in fits.items():
         check_fit(fit, "forecast_groups", f"fits[{name!r}]")
+    check_key(key, "forecast_groups")
     interval = check_interval(interval, "forecast_groups")
     k_fit, k_draw = jax.random.split(key)
     forms = {g: [f, *(_alternatives(f, jax.random.fold_in(k_fit, i)) if average else [])]
