@@ -1,5 +1,7 @@
 """The data boundary: every malformed input gives a DataError naming the column and rows."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,8 +89,10 @@ def test_accuracy_outside_unit_interval(value):
 def test_accuracy_at_chance_is_dropped_and_recorded():
     frame = pd.DataFrame({"C": np.geomspace(1e18, 1e22, 8), "acc": np.linspace(0.2, 0.7, 8)})
     d = bs.from_frame(frame, laws.direct.with_chance(0.25), x=["C"], y="acc")
-    assert d.n == 7
-    assert d.dropped[0][0] == 0 and "chance" in d.dropped[0][1]
+    assert d.n == 6  # 0.2 is below chance, 0.271 within the 0.05 margin above it (Krajewski et al.)
+    assert [r for r, _ in d.dropped] == [0, 1] and "within 0.05 above it" in d.dropped[1][1]
+    no_margin = dataclasses.replace(laws.direct, response=bs.ChanceAccuracy(0.25, margin=0.0))
+    assert bs.from_frame(frame, no_margin, x=["C"], y="acc").n == 7
 
 
 def test_all_points_below_chance():
