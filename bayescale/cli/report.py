@@ -33,7 +33,8 @@ def print_fit(fit: Fit, interval: float) -> None:
     print(f"{fit.method.upper()} {state}: {', '.join(scalars[:9])}")
     print(f"lo/hi: {interval_label(fit, interval)}")
     if fit.data is not None and fit.data.dropped:
-        print(f"note: {len(fit.data.dropped)} row(s) at or below chance (or within the margin above it) were dropped before fitting", file=sys.stderr)
+        print(f"note: {len(fit.data.dropped)} row(s) at or below chance (or within the margin above it) were "
+              "dropped before fitting", file=sys.stderr)
 
 
 _ABOUT = {"laplace": "the Laplace approximation at the MAP optimum: Gauss-Newton curvature, plug-in noise scale",
