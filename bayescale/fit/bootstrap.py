@@ -218,8 +218,7 @@ def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000
     Parameters
     ----------
     key:
-        ``jax.random.key``; the same key gives identical results on any device
-        count and pool width.
+        ``jax.random.key``; the same key gives identical results on any device count and pool width.
     resamples:
         Number of resamples R.
     starts:
@@ -268,8 +267,8 @@ def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000
     ((1, 50), 0)
     """
     t_start = time.perf_counter()
-    _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, race, solver, map_fit)
-    objective = default_objective(law) if objective is None else objective
+    objective = _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, race, solver, map_fit,
+                                 objective)
     per_resample = _resample_bytes(law, resamples)
     if map_fit is None:
         map_fit = fit_map(law, data, objective=objective, keep=max(starts, 64), warn=False)
@@ -292,7 +291,9 @@ def fit_bootstrap(law: Law, data: Data, *, key: jax.Array, resamples: int = 1000
     return warn_problems(fit, warn)
 
 
-def _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, race, solver, map_fit) -> None:
+def _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, race, solver, map_fit,
+                     objective: Objective | None) -> Objective:
+    """The arguments of :func:`fit_bootstrap` checked (errors name them); the objective it uses."""
     check_fit_inputs(law, data, "fit_bootstrap")
     check_key(key, "fit_bootstrap")
     for name, value in (("resamples", resamples), ("starts", starts), ("segment", segment)):
@@ -302,6 +303,7 @@ def _check_bootstrap(law, data, key, resamples, starts, lanes, segment, scheme, 
     expect(race, (Race, type(None)), "race", "fit_bootstrap")
     expect(solver, (ParallelLbfgs, OptaxLbfgs), "solver", "fit_bootstrap")
     expect(map_fit, (Fit, type(None)), "map_fit", "fit_bootstrap")
+    return default_objective(law) if objective is None else objective
 
 
 def _resample_bytes(law: Law, resamples: int) -> float:
