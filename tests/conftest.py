@@ -20,6 +20,17 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 _CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="bayescale-xla-"))
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drop the in-memory compiled programs after each test module (the disk cache above keeps them).
+
+    One process that holds every program of the whole suite crashed inside XLA's compiler (a segfault,
+    once an abort) late in the run, each time in a different NUTS test that passes on its own.
+    """
+    yield
+    jax.clear_caches()
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BAYESCALE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
