@@ -26,13 +26,9 @@ import pandas as pd
 import bayescale as bs
 from bayescale import laws
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BENCHMARKS = {
-    "arc_easy": ("acc", 0.25), "arc_challenge": ("acc", 0.25), "sciq": ("acc", 0.25), "piqa": ("acc", 0.5),
-    "hellaswag": ("acc", 0.25), "webqs_1shot": ("exact_match", 0.0), "winogrande": ("acc", 0.5),
-    "lambada_openai": ("acc", 0.0), "triviaqa_1shot": ("exact_match", 0.0), "gsm8k_cot_llama": ("exact_match", 0.0),
-    "humaneval-py": ("pass@1", 0.0), "lbpp": ("pass@1", 0.0),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibration_dclm import BENCHMARKS, SHARED  # noqa: E402  (one list of the 12 tasks and their chance levels)
+
 FITTERS = {
     "map": bs.Fitter.of(bs.fit_map),
     "bootstrap": bs.Fitter.of(bs.fit_bootstrap),
